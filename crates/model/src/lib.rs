@@ -1,0 +1,1 @@
+//! odc-model

@@ -1,1 +1,67 @@
-fn main() {}
+//! `odc`: the command line of the orbital data center control plane. Each subcommand wires library crates
+//! together; no domain logic lives here.
+
+mod cmd;
+mod output;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// odc: control plane for orbital data centers.
+#[derive(Parser)]
+#[command(name = "odc", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the demo on its embedded constellation and stations: contacts, eclipses and links for a day.
+    Demo(cmd::demo::DemoArgs),
+    /// Ground-station passes (AOS, TCA, LOS, maximum elevation) of every satellite over every station.
+    Passes(cmd::ephemeris::PassesArgs),
+    /// Eclipse intervals of every satellite (Sun-centre boundary by default; umbra or penumbra on request).
+    Eclipses(cmd::ephemeris::EclipsesArgs),
+    /// Inter-satellite line-of-sight windows within a range.
+    Isl(cmd::ephemeris::IslArgs),
+    /// State vectors of one satellite: TEME, Earth-fixed, geodetic, and look angles from a station.
+    Propagate(cmd::ephemeris::PropagateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+                || !e.use_stderr()
+            {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // One line: the reason, without the usage block (`--help` has it).
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments");
+            eprintln!("{} (try --help)", first.trim());
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::Passes(args) => cmd::ephemeris::passes(args),
+        Command::Eclipses(args) => cmd::ephemeris::eclipses(args),
+        Command::Isl(args) => cmd::ephemeris::isl(args),
+        Command::Propagate(args) => cmd::ephemeris::propagate(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -165,11 +165,18 @@ impl Catalog {
                 (None, Some(first), lines.get(i + 1).map(|l| l.1), 2)
             } else {
                 let name = first.trim().trim_start_matches("0 ").trim().to_owned();
-                (Some(name), lines.get(i + 1).map(|l| l.1), lines.get(i + 2).map(|l| l.1), 3)
+                (
+                    Some(name),
+                    lines.get(i + 1).map(|l| l.1),
+                    lines.get(i + 2).map(|l| l.1),
+                    3,
+                )
             };
             let result = match (l1, l2) {
                 (Some(l1), Some(l2)) => parse_tle_record(name.clone(), l1, l2),
-                _ => Err(RecordProblem::Incomplete("expected line 1 and line 2 after it")),
+                _ => Err(RecordProblem::Incomplete(
+                    "expected line 1 and line 2 after it",
+                )),
             };
             // When the line after a name line is not a line 1, resynchronise on the next line rather than
             // swallowing the following record.
@@ -181,7 +188,8 @@ impl Catalog {
                 Ok(sat) => out.catalog.satellites.push(sat),
                 Err(problem) => out.rejected.push(RecordError {
                     index,
-                    name: name.or_else(|| l1.and_then(|l| l.get(2..7)).map(|n| n.trim().to_owned())),
+                    name: name
+                        .or_else(|| l1.and_then(|l| l.get(2..7)).map(|n| n.trim().to_owned())),
                     text_line: start_line,
                     problem,
                 }),
@@ -205,7 +213,11 @@ impl Catalog {
         let records = match value {
             serde_json::Value::Array(records) => records,
             object @ serde_json::Value::Object(_) => vec![object],
-            _ => return Err(CatalogError::OmmDocument("expected an array of OMM objects".into())),
+            _ => {
+                return Err(CatalogError::OmmDocument(
+                    "expected an array of OMM objects".into(),
+                ));
+            }
         };
         let mut out = LenientCatalog::default();
         for (index, record) in records.into_iter().enumerate() {
@@ -219,9 +231,12 @@ impl Catalog {
                 .and_then(|elements| Satellite::new(elements).map_err(RecordProblem::from));
             match parsed {
                 Ok(sat) => out.catalog.satellites.push(sat),
-                Err(problem) => {
-                    out.rejected.push(RecordError { index, name, text_line: index + 1, problem })
-                }
+                Err(problem) => out.rejected.push(RecordError {
+                    index,
+                    name,
+                    text_line: index + 1,
+                    problem,
+                }),
             }
         }
         Ok(out)
@@ -229,7 +244,9 @@ impl Catalog {
 
     /// The satellite with this name or catalog number.
     pub fn find(&self, key: &str) -> Option<&Satellite> {
-        self.satellites.iter().find(|s| s.name == key || s.norad_id.to_string() == key)
+        self.satellites
+            .iter()
+            .find(|s| s.name == key || s.norad_id.to_string() == key)
     }
 }
 
@@ -276,7 +293,9 @@ impl FieldKind {
             FieldKind::Catalog => "a catalog number (5 digits or Alpha-5)",
             FieldKind::Integer => "an integer",
             FieldKind::Decimal => "a decimal number",
-            FieldKind::AssumedPoint => "a number with assumed decimal point and exponent, like ' 12345-4'",
+            FieldKind::AssumedPoint => {
+                "a number with assumed decimal point and exponent, like ' 12345-4'"
+            }
             FieldKind::AssumedPointDigits => "digits (assumed leading decimal point)",
         }
     }
@@ -288,7 +307,9 @@ impl FieldKind {
                 let b = t.as_bytes();
                 !b.is_empty()
                     && (b.iter().all(u8::is_ascii_digit)
-                        || (b.len() == 5 && b[0].is_ascii_uppercase() && b[1..].iter().all(u8::is_ascii_digit)))
+                        || (b.len() == 5
+                            && b[0].is_ascii_uppercase()
+                            && b[1..].iter().all(u8::is_ascii_digit)))
             }
             FieldKind::Integer => !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit()),
             FieldKind::Decimal => {
@@ -313,24 +334,99 @@ impl FieldKind {
 }
 
 const LINE1_FIELDS: &[FieldSpec] = &[
-    FieldSpec { name: "catalog number", first: 3, last: 7, kind: FieldKind::Catalog },
-    FieldSpec { name: "epoch year", first: 19, last: 20, kind: FieldKind::Integer },
-    FieldSpec { name: "epoch day", first: 21, last: 32, kind: FieldKind::Decimal },
-    FieldSpec { name: "mean motion first derivative", first: 34, last: 43, kind: FieldKind::Decimal },
-    FieldSpec { name: "mean motion second derivative", first: 45, last: 52, kind: FieldKind::AssumedPoint },
-    FieldSpec { name: "B* drag term", first: 54, last: 61, kind: FieldKind::AssumedPoint },
-    FieldSpec { name: "element set number", first: 65, last: 68, kind: FieldKind::Integer },
+    FieldSpec {
+        name: "catalog number",
+        first: 3,
+        last: 7,
+        kind: FieldKind::Catalog,
+    },
+    FieldSpec {
+        name: "epoch year",
+        first: 19,
+        last: 20,
+        kind: FieldKind::Integer,
+    },
+    FieldSpec {
+        name: "epoch day",
+        first: 21,
+        last: 32,
+        kind: FieldKind::Decimal,
+    },
+    FieldSpec {
+        name: "mean motion first derivative",
+        first: 34,
+        last: 43,
+        kind: FieldKind::Decimal,
+    },
+    FieldSpec {
+        name: "mean motion second derivative",
+        first: 45,
+        last: 52,
+        kind: FieldKind::AssumedPoint,
+    },
+    FieldSpec {
+        name: "B* drag term",
+        first: 54,
+        last: 61,
+        kind: FieldKind::AssumedPoint,
+    },
+    FieldSpec {
+        name: "element set number",
+        first: 65,
+        last: 68,
+        kind: FieldKind::Integer,
+    },
 ];
 
 const LINE2_FIELDS: &[FieldSpec] = &[
-    FieldSpec { name: "catalog number", first: 3, last: 7, kind: FieldKind::Catalog },
-    FieldSpec { name: "inclination", first: 9, last: 16, kind: FieldKind::Decimal },
-    FieldSpec { name: "right ascension of ascending node", first: 18, last: 25, kind: FieldKind::Decimal },
-    FieldSpec { name: "eccentricity", first: 27, last: 33, kind: FieldKind::AssumedPointDigits },
-    FieldSpec { name: "argument of perigee", first: 35, last: 42, kind: FieldKind::Decimal },
-    FieldSpec { name: "mean anomaly", first: 44, last: 51, kind: FieldKind::Decimal },
-    FieldSpec { name: "mean motion", first: 53, last: 63, kind: FieldKind::Decimal },
-    FieldSpec { name: "revolution number", first: 64, last: 68, kind: FieldKind::Integer },
+    FieldSpec {
+        name: "catalog number",
+        first: 3,
+        last: 7,
+        kind: FieldKind::Catalog,
+    },
+    FieldSpec {
+        name: "inclination",
+        first: 9,
+        last: 16,
+        kind: FieldKind::Decimal,
+    },
+    FieldSpec {
+        name: "right ascension of ascending node",
+        first: 18,
+        last: 25,
+        kind: FieldKind::Decimal,
+    },
+    FieldSpec {
+        name: "eccentricity",
+        first: 27,
+        last: 33,
+        kind: FieldKind::AssumedPointDigits,
+    },
+    FieldSpec {
+        name: "argument of perigee",
+        first: 35,
+        last: 42,
+        kind: FieldKind::Decimal,
+    },
+    FieldSpec {
+        name: "mean anomaly",
+        first: 44,
+        last: 51,
+        kind: FieldKind::Decimal,
+    },
+    FieldSpec {
+        name: "mean motion",
+        first: 53,
+        last: 63,
+        kind: FieldKind::Decimal,
+    },
+    FieldSpec {
+        name: "revolution number",
+        first: 64,
+        last: 68,
+        kind: FieldKind::Integer,
+    },
 ];
 
 /// Modulo-10 TLE checksum of columns 1-68: digits count their value, '-' counts one.
@@ -357,10 +453,17 @@ fn check_line(line: &str, which: TleLine, fields: &[FieldSpec]) -> Result<(), Re
                 found: line.chars().take(2).collect(),
             });
         }
-        return Err(RecordProblem::Length { line: which, len: line.chars().count() });
+        return Err(RecordProblem::Length {
+            line: which,
+            len: line.chars().count(),
+        });
     }
     if !is_element_line(line, number) {
-        return Err(RecordProblem::LineNumber { line: which, expected: number, found: line[..2].to_owned() });
+        return Err(RecordProblem::LineNumber {
+            line: which,
+            expected: number,
+            found: line[..2].to_owned(),
+        });
     }
     for spec in fields {
         let text = &line[spec.first - 1..spec.last];
@@ -378,7 +481,11 @@ fn check_line(line: &str, which: TleLine, fields: &[FieldSpec]) -> Result<(), Re
     let found = &line[68..69];
     let computed = checksum(line);
     if found.parse::<u32>().ok() != Some(computed) {
-        return Err(RecordProblem::Checksum { line: which, found: found.to_owned(), computed });
+        return Err(RecordProblem::Checksum {
+            line: which,
+            found: found.to_owned(),
+            computed,
+        });
     }
     Ok(())
 }
@@ -387,7 +494,10 @@ fn parse_tle_record(name: Option<String>, l1: &str, l2: &str) -> Result<Satellit
     check_line(l1, TleLine::One, LINE1_FIELDS)?;
     check_line(l2, TleLine::Two, LINE2_FIELDS)?;
     if l1[2..7] != l2[2..7] {
-        return Err(RecordProblem::NoradMismatch { one: l1[2..7].to_owned(), two: l2[2..7].to_owned() });
+        return Err(RecordProblem::NoradMismatch {
+            one: l1[2..7].to_owned(),
+            two: l2[2..7].to_owned(),
+        });
     }
     let elements = sgp4::Elements::from_tle(name, l1.as_bytes(), l2.as_bytes())
         .map_err(|e| RecordProblem::Elements(e.to_string()))?;
@@ -426,9 +536,12 @@ mod tests {
     #[test]
     fn bad_field_names_field_and_columns() {
         // Corrupt the inclination and fix up the checksum so the field check is what fails.
-        let mut l2 = "2 25544  51.64X6 247.4627 0006703 130.5360 325.0288 15.7212539156353".to_owned();
+        let mut l2 =
+            "2 25544  51.64X6 247.4627 0006703 130.5360 325.0288 15.7212539156353".to_owned();
         l2.push(char::from_digit(checksum(&l2), 10).expect("digit"));
-        let text = format!("SAT\n1 25544U 98067A   08264.51782528 -.00002182  00000-0 -11606-4 0  2927\n{l2}\n");
+        let text = format!(
+            "SAT\n1 25544U 98067A   08264.51782528 -.00002182  00000-0 -11606-4 0  2927\n{l2}\n"
+        );
         let err = Catalog::parse_tle(&text).expect_err("field").to_string();
         assert!(err.contains("inclination"), "{err}");
         assert!(err.contains("columns 9-16"), "{err}");
@@ -437,7 +550,8 @@ mod tests {
 
     #[test]
     fn lenient_load_keeps_good_records_and_reports_bad_ones() {
-        let truncated = "BROKEN\n1 25544U 98067A   08264.51782528 -.00002182  00000-0\n2 25544  51.6416\n";
+        let truncated =
+            "BROKEN\n1 25544U 98067A   08264.51782528 -.00002182  00000-0\n2 25544  51.6416\n";
         let text = format!("{ISS}{truncated}{ISS}");
         let lenient = Catalog::parse_tle_lenient(&text);
         assert_eq!(lenient.catalog.satellites.len(), 2);
@@ -445,28 +559,46 @@ mod tests {
         assert_eq!(lenient.rejected[0].index, 1);
         assert_eq!(lenient.rejected[0].name.as_deref(), Some("BROKEN"));
         assert_eq!(lenient.rejected[0].text_line, 4);
-        assert!(matches!(lenient.rejected[0].problem, RecordProblem::Length { line: TleLine::One, .. }));
+        assert!(matches!(
+            lenient.rejected[0].problem,
+            RecordProblem::Length {
+                line: TleLine::One,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn missing_line_two_is_reported() {
-        let text = "LONELY\n1 25544U 98067A   08264.51782528 -.00002182  00000-0 -11606-4 0  2927\n";
-        let err = Catalog::parse_tle(text).expect_err("incomplete").to_string();
-        assert!(err.contains("LONELY") && err.contains("incomplete"), "{err}");
+        let text =
+            "LONELY\n1 25544U 98067A   08264.51782528 -.00002182  00000-0 -11606-4 0  2927\n";
+        let err = Catalog::parse_tle(text)
+            .expect_err("incomplete")
+            .to_string();
+        assert!(
+            err.contains("LONELY") && err.contains("incomplete"),
+            "{err}"
+        );
     }
 
     #[test]
     fn mismatched_catalog_numbers_are_refused() {
-        let mut l2 = "2 25545  51.6416 247.4627 0006703 130.5360 325.0288 15.7212539156353".to_owned();
+        let mut l2 =
+            "2 25545  51.6416 247.4627 0006703 130.5360 325.0288 15.7212539156353".to_owned();
         l2.push(char::from_digit(checksum(&l2), 10).expect("digit"));
-        let text = format!("1 25544U 98067A   08264.51782528 -.00002182  00000-0 -11606-4 0  2927\n{l2}\n");
+        let text = format!(
+            "1 25544U 98067A   08264.51782528 -.00002182  00000-0 -11606-4 0  2927\n{l2}\n"
+        );
         let err = Catalog::parse_tle(&text).expect_err("mismatch");
         assert!(err.to_string().contains("differs"), "{err}");
     }
 
     #[test]
     fn empty_catalog_is_an_error() {
-        assert_eq!(Catalog::parse_tle("\n\n").expect_err("empty"), CatalogError::Empty);
+        assert_eq!(
+            Catalog::parse_tle("\n\n").expect_err("empty"),
+            CatalogError::Empty
+        );
     }
 
     #[test]
@@ -483,8 +615,13 @@ mod tests {
         assert_eq!(lenient.catalog.satellites[0].norad_id, 25544);
         assert_eq!(lenient.rejected.len(), 1);
         assert_eq!(lenient.rejected[0].name.as_deref(), Some("NO EPOCH"));
-        let err = Catalog::parse_omm_json(omm).expect_err("strict").to_string();
+        let err = Catalog::parse_omm_json(omm)
+            .expect_err("strict")
+            .to_string();
         assert!(err.contains("record 1 (NO EPOCH)"), "{err}");
-        assert!(matches!(Catalog::parse_omm_json("{not json"), Err(CatalogError::OmmDocument(_))));
+        assert!(matches!(
+            Catalog::parse_omm_json("{not json"),
+            Err(CatalogError::OmmDocument(_))
+        ));
     }
 }

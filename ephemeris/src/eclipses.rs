@@ -42,7 +42,9 @@ impl std::str::FromStr for Shadow {
             "centre" | "center" => Ok(Shadow::Centre),
             "umbra" => Ok(Shadow::Umbra),
             "penumbra" => Ok(Shadow::Penumbra),
-            other => Err(format!("unknown shadow boundary {other:?}; expected centre, umbra or penumbra")),
+            other => Err(format!(
+                "unknown shadow boundary {other:?}; expected centre, umbra or penumbra"
+            )),
         }
     }
 }
@@ -109,7 +111,12 @@ pub struct EclipseReport {
 }
 
 /// Finds the eclipses of every satellite in a span under each of the given boundaries.
-pub fn find_eclipses(catalog: &Catalog, span: Span, shadows: &[Shadow], options: &SearchOptions) -> EclipseReport {
+pub fn find_eclipses(
+    catalog: &Catalog,
+    span: Span,
+    shadows: &[Shadow],
+    options: &SearchOptions,
+) -> EclipseReport {
     let grid = Grid::new(span.start, span.end, options.step_s);
     let suns: Vec<_> = grid.times.iter().map(|&t| sun_position_km(t)).collect();
     let per_sat = build_tracks(catalog, &grid, options, |index, track| {
@@ -123,7 +130,9 @@ pub fn find_eclipses(catalog: &Catalog, span: Span, shadows: &[Shadow], options:
     for (index, result) in per_sat.into_iter().enumerate() {
         match result {
             Ok(eclipses) => report.eclipses.extend(eclipses),
-            Err(error) => report.problems.push(SatelliteProblem::new(catalog, index, error)),
+            Err(error) => report
+                .problems
+                .push(SatelliteProblem::new(catalog, index, error)),
         }
     }
     report
@@ -145,7 +154,12 @@ pub(crate) fn eclipses_of_track(
         .enumerate()
         .map(|(i, (&r, &s))| (i, shadow.depth(&ShadowAngles::new(r, s))))
         .collect();
-    let eval = |t: UnixSeconds| shadow.depth(&ShadowAngles::new(track.teme_at(grid, t), sun_position_km(t)));
+    let eval = |t: UnixSeconds| {
+        shadow.depth(&ShadowAngles::new(
+            track.teme_at(grid, t),
+            sun_position_km(t),
+        ))
+    };
     let mut intervals: Vec<Interval> = Vec::new();
     find_intervals(grid, &samples, &eval, false, &mut intervals);
     out.extend(intervals.iter().map(|iv| Eclipse {

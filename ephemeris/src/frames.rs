@@ -43,7 +43,11 @@ pub fn gmst_rad(t: UnixSeconds) -> f64 {
 /// Rotates a TEME position into Earth-fixed axes given sin and cos of GMST.
 #[inline]
 pub fn teme_to_ecef_position(r: Vec3, (sin_g, cos_g): (f64, f64)) -> Vec3 {
-    [cos_g * r[0] + sin_g * r[1], -sin_g * r[0] + cos_g * r[1], r[2]]
+    [
+        cos_g * r[0] + sin_g * r[1],
+        -sin_g * r[0] + cos_g * r[1],
+        r[2],
+    ]
 }
 
 /// Rotates a TEME state into an Earth-fixed position and velocity at a UTC instant.
@@ -53,7 +57,10 @@ pub fn teme_to_ecef(t: UnixSeconds, r: Vec3, v: Vec3) -> (Vec3, Vec3) {
     let v_rot = teme_to_ecef_position(v, sc);
     // The Earth-fixed velocity loses the frame's rotation: v_ecef = R v − ω × r_ecef.
     let w = EARTH_ROTATION_RAD_S;
-    (r_ecef, [v_rot[0] + w * r_ecef[1], v_rot[1] - w * r_ecef[0], v_rot[2]])
+    (
+        r_ecef,
+        [v_rot[0] + w * r_ecef[1], v_rot[1] - w * r_ecef[0], v_rot[2]],
+    )
 }
 
 /// A point on or above the WGS-84 ellipsoid.
@@ -74,7 +81,11 @@ impl Geodetic {
         let (so, co) = self.lon_deg.to_radians().sin_cos();
         let e2 = WGS84_F * (2.0 - WGS84_F);
         let n = WGS84_A_KM / (1.0 - e2 * sl * sl).sqrt();
-        [(n + self.alt_km) * cl * co, (n + self.alt_km) * cl * so, (n * (1.0 - e2) + self.alt_km) * sl]
+        [
+            (n + self.alt_km) * cl * co,
+            (n + self.alt_km) * cl * so,
+            (n * (1.0 - e2) + self.alt_km) * sl,
+        ]
     }
 
     /// Geodetic coordinates of an Earth-fixed position (Bowring's iteration; converges to < 1e-9° in 3 steps).
@@ -87,10 +98,18 @@ impl Geodetic {
         for _ in 0..6 {
             let s = lat.sin();
             let n = WGS84_A_KM / (1.0 - e2 * s * s).sqrt();
-            alt = if lat.cos().abs() > 1e-10 { p / lat.cos() - n } else { r[2].abs() - n * (1.0 - e2) };
+            alt = if lat.cos().abs() > 1e-10 {
+                p / lat.cos() - n
+            } else {
+                r[2].abs() - n * (1.0 - e2)
+            };
             lat = r[2].atan2(p * (1.0 - e2 * n / (n + alt)));
         }
-        Geodetic { lat_deg: lat.to_degrees(), lon_deg: lon.to_degrees(), alt_km: alt }
+        Geodetic {
+            lat_deg: lat.to_degrees(),
+            lon_deg: lon.to_degrees(),
+            alt_km: alt,
+        }
     }
 
     /// Unit vector of the ellipsoid normal (local "up") at this point, Earth-fixed.
@@ -140,8 +159,16 @@ mod tests {
 
     #[test]
     fn geodetic_round_trip() {
-        for &(lat, lon, alt) in &[(78.2297, 15.4078, 0.5), (-77.8391, 166.6671, 0.2), (0.0, -179.0, 550.0)] {
-            let g = Geodetic { lat_deg: lat, lon_deg: lon, alt_km: alt };
+        for &(lat, lon, alt) in &[
+            (78.2297, 15.4078, 0.5),
+            (-77.8391, 166.6671, 0.2),
+            (0.0, -179.0, 550.0),
+        ] {
+            let g = Geodetic {
+                lat_deg: lat,
+                lon_deg: lon,
+                alt_km: alt,
+            };
             let back = Geodetic::from_ecef(g.to_ecef());
             assert!((back.lat_deg - lat).abs() < 1e-9);
             assert!((back.lon_deg - lon).abs() < 1e-9);
@@ -151,17 +178,25 @@ mod tests {
 
     #[test]
     fn pole_is_handled() {
-        let g = Geodetic::from_ecef([0.0, 0.0, 6356.752_314_2 + 1.0]);
+        let g = Geodetic::from_ecef([0.0, 0.0, 6_356.752_314_2 + 1.0]);
         assert!((g.lat_deg - 90.0).abs() < 1e-9);
         assert!((g.alt_km - 1.0).abs() < 1e-6);
     }
 
     #[test]
     fn zenith_and_horizon() {
-        let site = Geodetic { lat_deg: 10.0, lon_deg: 20.0, alt_km: 0.0 };
+        let site = Geodetic {
+            lat_deg: 10.0,
+            lon_deg: 20.0,
+            alt_km: 0.0,
+        };
         let up = site.up();
         let over = site.to_ecef();
-        let r = [over[0] + 500.0 * up[0], over[1] + 500.0 * up[1], over[2] + 500.0 * up[2]];
+        let r = [
+            over[0] + 500.0 * up[0],
+            over[1] + 500.0 * up[1],
+            over[2] + 500.0 * up[2],
+        ];
         let look = look_angles(&site, r, [0.0; 3]);
         assert!((look.elevation_deg - 90.0).abs() < 1e-9);
         assert!((look.range_km - 500.0).abs() < 1e-9);

@@ -26,7 +26,10 @@ pub struct IslOptions {
 impl Default for IslOptions {
     /// 80 km grazing altitude (above the denser atmosphere), 5,000 km range (optical terminals in service).
     fn default() -> Self {
-        IslOptions { grazing_altitude_km: 80.0, max_range_km: Some(5_000.0) }
+        IslOptions {
+            grazing_altitude_km: 80.0,
+            max_range_km: Some(5_000.0),
+        }
     }
 }
 
@@ -104,7 +107,11 @@ pub struct IslReport {
 pub fn link_margin_km(a: Vec3, b: Vec3, options: &IslOptions) -> f64 {
     let d = sub(b, a);
     let dd = dot(d, d);
-    let u = if dd > 0.0 { (-dot(a, d) / dd).clamp(0.0, 1.0) } else { 0.0 };
+    let u = if dd > 0.0 {
+        (-dot(a, d) / dd).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let closest = [a[0] + u * d[0], a[1] + u * d[1], a[2] + u * d[2]];
     let clearance = norm(closest) - SHADOW_EARTH_RADIUS_KM - options.grazing_altitude_km;
     match options.max_range_km {
@@ -114,7 +121,12 @@ pub fn link_margin_km(a: Vec3, b: Vec3, options: &IslOptions) -> f64 {
 }
 
 /// Finds the ISL windows of every pair of satellites in a span.
-pub fn find_isl_windows(catalog: &Catalog, span: Span, isl: &IslOptions, options: &SearchOptions) -> IslReport {
+pub fn find_isl_windows(
+    catalog: &Catalog,
+    span: Span,
+    isl: &IslOptions,
+    options: &SearchOptions,
+) -> IslReport {
     let grid = Grid::new(span.start, span.end, options.step_s);
     let tracks = build_tracks(catalog, &grid, options, |_, track| track.clone());
     let mut report = IslReport::default();
@@ -122,11 +134,17 @@ pub fn find_isl_windows(catalog: &Catalog, span: Span, isl: &IslOptions, options
     for (index, result) in tracks.iter().enumerate() {
         match result {
             Ok(track) => ok.push((index, track)),
-            Err(error) => report.problems.push(SatelliteProblem::new(catalog, index, error.clone())),
+            Err(error) => {
+                report
+                    .problems
+                    .push(SatelliteProblem::new(catalog, index, error.clone()))
+            }
         }
     }
     let pairs: Vec<(usize, usize)> = match isl.max_range_km {
-        None => (0..ok.len()).flat_map(|a| (a + 1..ok.len()).map(move |b| (a, b))).collect(),
+        None => (0..ok.len())
+            .flat_map(|a| (a + 1..ok.len()).map(move |b| (a, b)))
+            .collect(),
         Some(range) => candidate_pairs(&ok, &grid, range),
     };
     report.pairs_examined = pairs.len();
@@ -147,7 +165,10 @@ pub fn find_isl_windows(catalog: &Catalog, span: Span, isl: &IslOptions, options
 
 /// Pairs (as positions in `tracks`) that come close enough at some sample to be within `range_km` between samples.
 fn candidate_pairs(tracks: &[(usize, &Track)], grid: &Grid, range_km: f64) -> Vec<(usize, usize)> {
-    let max_speed = tracks.iter().map(|(_, t)| t.max_speed_km_s).fold(0.0, f64::max);
+    let max_speed = tracks
+        .iter()
+        .map(|(_, t)| t.max_speed_km_s)
+        .fold(0.0, f64::max);
     let cell = range_km + 2.0 * max_speed * grid.step_s;
     let mut pairs = BTreeSet::new();
     let mut cells: HashMap<(i64, i64, i64), Vec<usize>> = HashMap::new();
@@ -155,17 +176,25 @@ fn candidate_pairs(tracks: &[(usize, &Track)], grid: &Grid, range_km: f64) -> Ve
         cells.clear();
         for (k, (_, track)) in tracks.iter().enumerate() {
             let p = track.teme[i];
-            let key = ((p[0] / cell).floor() as i64, (p[1] / cell).floor() as i64, (p[2] / cell).floor() as i64);
+            let key = (
+                (p[0] / cell).floor() as i64,
+                (p[1] / cell).floor() as i64,
+                (p[2] / cell).floor() as i64,
+            );
             cells.entry(key).or_default().push(k);
         }
         for (&(x, y, z), members) in &cells {
             for dx in -1..=1 {
                 for dy in -1..=1 {
                     for dz in -1..=1 {
-                        let Some(other) = cells.get(&(x + dx, y + dy, z + dz)) else { continue };
+                        let Some(other) = cells.get(&(x + dx, y + dy, z + dz)) else {
+                            continue;
+                        };
                         for &a in members {
                             for &b in other {
-                                if a < b && norm(sub(tracks[a].1.teme[i], tracks[b].1.teme[i])) <= cell {
+                                if a < b
+                                    && norm(sub(tracks[a].1.teme[i], tracks[b].1.teme[i])) <= cell
+                                {
                                     pairs.insert((a, b));
                                 }
                             }
@@ -178,9 +207,17 @@ fn candidate_pairs(tracks: &[(usize, &Track)], grid: &Grid, range_km: f64) -> Ve
     pairs.into_iter().collect()
 }
 
-fn pair_windows(ia: usize, ta: &Track, ib: usize, tb: &Track, grid: &Grid, isl: &IslOptions) -> Vec<IslWindow> {
-    let samples: Vec<(usize, f64)> =
-        (0..grid.len()).map(|i| (i, link_margin_km(ta.teme[i], tb.teme[i], isl))).collect();
+fn pair_windows(
+    ia: usize,
+    ta: &Track,
+    ib: usize,
+    tb: &Track,
+    grid: &Grid,
+    isl: &IslOptions,
+) -> Vec<IslWindow> {
+    let samples: Vec<(usize, f64)> = (0..grid.len())
+        .map(|i| (i, link_margin_km(ta.teme[i], tb.teme[i], isl)))
+        .collect();
     let eval = |t: UnixSeconds| link_margin_km(ta.teme_at(grid, t), tb.teme_at(grid, t), isl);
     let mut intervals: Vec<Interval> = Vec::new();
     find_intervals(grid, &samples, &eval, false, &mut intervals);

@@ -13,6 +13,7 @@ pub mod propagate;
 pub mod search;
 pub mod station;
 pub mod sun;
+pub mod synthetic;
 pub mod time;
 
 pub use catalog::{Catalog, CatalogError, LenientCatalog, RecordError, RecordProblem};
@@ -50,7 +51,10 @@ impl Span {
         if end > start && start.is_finite() && end.is_finite() {
             Ok(Span { start, end })
         } else {
-            Err(SpanError { start: time::format_ms(start), end: time::format_ms(end) })
+            Err(SpanError {
+                start: time::format_ms(start),
+                end: time::format_ms(end),
+            })
         }
     }
 
@@ -74,13 +78,20 @@ pub struct SearchOptions {
 
 impl Default for SearchOptions {
     fn default() -> Self {
-        SearchOptions { step_s: 60.0, threads: None, progress: None }
+        SearchOptions {
+            step_s: 60.0,
+            threads: None,
+            progress: None,
+        }
     }
 }
 
 impl std::fmt::Debug for SearchOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SearchOptions").field("step_s", &self.step_s).field("threads", &self.threads).finish()
+        f.debug_struct("SearchOptions")
+            .field("step_s", &self.step_s)
+            .field("threads", &self.threads)
+            .finish()
     }
 }
 
@@ -101,7 +112,12 @@ pub struct SatelliteProblem {
 impl SatelliteProblem {
     fn new(catalog: &Catalog, satellite: usize, error: PropagationError) -> SatelliteProblem {
         let sat = &catalog.satellites[satellite];
-        SatelliteProblem { satellite, name: sat.name.clone(), norad_id: sat.norad_id, error }
+        SatelliteProblem {
+            satellite,
+            name: sat.name.clone(),
+            norad_id: sat.norad_id,
+            error,
+        }
     }
 }
 
@@ -135,7 +151,11 @@ pub fn stale_elements(catalog: &Catalog, span: Span) -> Vec<StaleElements> {
                 0.0
             };
             let age_days = gap / 86_400.0;
-            (age_days > STALE_AFTER_DAYS).then(|| StaleElements { satellite, name: sat.name.clone(), age_days })
+            (age_days > STALE_AFTER_DAYS).then(|| StaleElements {
+                satellite,
+                name: sat.name.clone(),
+                age_days,
+            })
         })
         .collect()
 }
@@ -143,7 +163,10 @@ pub fn stale_elements(catalog: &Catalog, span: Span) -> Vec<StaleElements> {
 /// Runs `f` on a thread pool sized by the options (the global pool when no size is given).
 pub(crate) fn install<R: Send>(options: &SearchOptions, f: impl FnOnce() -> R + Send) -> R {
     match options.threads {
-        Some(n) => match rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build() {
+        Some(n) => match rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build()
+        {
             Ok(pool) => pool.install(f),
             Err(_) => f(),
         },

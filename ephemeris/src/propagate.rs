@@ -68,8 +68,17 @@ impl Satellite {
         .map_err(|e| PropagationError::Elements(e.to_string()))?;
         let epoch = elements.datetime.and_utc();
         let epoch_unix = crate::time::to_unix(&epoch);
-        let name = elements.object_name.clone().unwrap_or_else(|| elements.norad_id.to_string());
-        Ok(Satellite { name, norad_id: elements.norad_id, elements, epoch_unix, constants })
+        let name = elements
+            .object_name
+            .clone()
+            .unwrap_or_else(|| elements.norad_id.to_string());
+        Ok(Satellite {
+            name,
+            norad_id: elements.norad_id,
+            elements,
+            epoch_unix,
+            constants,
+        })
     }
 
     /// Orbital period from the mean motion, minutes.
@@ -89,9 +98,16 @@ impl Satellite {
 
     /// TEME state at a number of minutes since the element epoch.
     pub fn propagate_minutes(&self, minutes: f64) -> Result<TemeState, PropagationError> {
-        let p = self.constants.propagate(sgp4::MinutesSinceEpoch(minutes)).map_err(|e| {
-            PropagationError::Diverged { minutes_since_epoch: minutes, reason: e.to_string() }
-        })?;
-        Ok(TemeState { position_km: p.position, velocity_km_s: p.velocity })
+        let p = self
+            .constants
+            .propagate(sgp4::MinutesSinceEpoch(minutes))
+            .map_err(|e| PropagationError::Diverged {
+                minutes_since_epoch: minutes,
+                reason: e.to_string(),
+            })?;
+        Ok(TemeState {
+            position_km: p.position,
+            velocity_km_s: p.velocity,
+        })
     }
 }

@@ -40,10 +40,15 @@ pub enum StationError {
 impl Station {
     /// Parses and validates a JSON array of stations.
     pub fn parse_list(text: &str) -> Result<Vec<Station>, StationError> {
-        let list: Vec<Station> = serde_json::from_str(text).map_err(|e| StationError::Json(e.to_string()))?;
+        let list: Vec<Station> =
+            serde_json::from_str(text).map_err(|e| StationError::Json(e.to_string()))?;
         let mut seen = std::collections::BTreeSet::new();
         for (index, s) in list.iter().enumerate() {
-            let bad = |problem: String| StationError::Invalid { index, name: s.name.clone(), problem };
+            let bad = |problem: String| StationError::Invalid {
+                index,
+                name: s.name.clone(),
+                problem,
+            };
             if !(-90.0..=90.0).contains(&s.lat_deg) {
                 return Err(bad(format!("lat_deg {} is outside [-90, 90]", s.lat_deg)));
             }
@@ -51,7 +56,10 @@ impl Station {
                 return Err(bad(format!("lon_deg {} is outside [-180, 360]", s.lon_deg)));
             }
             if !(-90.0..90.0).contains(&s.min_elevation_deg) {
-                return Err(bad(format!("min_elevation_deg {} is outside [-90, 90)", s.min_elevation_deg)));
+                return Err(bad(format!(
+                    "min_elevation_deg {} is outside [-90, 90)",
+                    s.min_elevation_deg
+                )));
             }
             if !s.alt_m.is_finite() || s.alt_m.abs() > 100_000.0 {
                 return Err(bad(format!("alt_m {} is not a plausible height", s.alt_m)));
@@ -65,7 +73,11 @@ impl Station {
 
     /// The station's site.
     pub fn geodetic(&self) -> Geodetic {
-        Geodetic { lat_deg: self.lat_deg, lon_deg: self.lon_deg, alt_km: self.alt_m / 1000.0 }
+        Geodetic {
+            lat_deg: self.lat_deg,
+            lon_deg: self.lon_deg,
+            alt_km: self.alt_m / 1000.0,
+        }
     }
 }
 
@@ -99,7 +111,11 @@ impl Site {
     /// sin(elevation) − sin(mask) of an Earth-fixed position: positive exactly when the satellite is above the mask.
     #[inline]
     pub fn visibility(&self, r: Vec3) -> f64 {
-        let rho = [r[0] - self.ecef[0], r[1] - self.ecef[1], r[2] - self.ecef[2]];
+        let rho = [
+            r[0] - self.ecef[0],
+            r[1] - self.ecef[1],
+            r[2] - self.ecef[2],
+        ];
         crate::frames::dot(rho, self.up) / norm(rho) - self.sin_mask
     }
 
@@ -123,10 +139,21 @@ mod tests {
     fn rejects_out_of_range_and_duplicates() {
         let bad = r#"[{"name":"A","lat_deg":91,"lon_deg":0,"alt_m":0,"min_elevation_deg":5}]"#;
         let err = Station::parse_list(bad).expect_err("latitude").to_string();
-        assert!(err.contains("station 0 (A)") && err.contains("lat_deg"), "{err}");
+        assert!(
+            err.contains("station 0 (A)") && err.contains("lat_deg"),
+            "{err}"
+        );
         let dup = r#"[{"name":"A","lat_deg":1,"lon_deg":0,"alt_m":0,"min_elevation_deg":5},
                      {"name":"A","lat_deg":2,"lon_deg":0,"alt_m":0,"min_elevation_deg":5}]"#;
-        assert!(Station::parse_list(dup).expect_err("dup").to_string().contains("duplicate"));
-        assert!(matches!(Station::parse_list("{"), Err(StationError::Json(_))));
+        assert!(
+            Station::parse_list(dup)
+                .expect_err("dup")
+                .to_string()
+                .contains("duplicate")
+        );
+        assert!(matches!(
+            Station::parse_list("{"),
+            Err(StationError::Json(_))
+        ));
     }
 }

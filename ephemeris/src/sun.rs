@@ -18,9 +18,11 @@ pub fn sun_position_km(t: UnixSeconds) -> Vec3 {
     let c = julian_centuries_tt(t);
     let mean_longitude = (280.460 + 36_000.771 * c).to_radians();
     let anomaly = (357.529_109_2 + 35_999.050_34 * c).to_radians();
-    let ecliptic_longitude =
-        mean_longitude + (1.914_666_471f64.to_radians()) * anomaly.sin() + (0.019_994_643f64.to_radians()) * (2.0 * anomaly).sin();
-    let distance_au = 1.000_140_612 - 0.016_708_617 * anomaly.cos() - 0.000_139_589 * (2.0 * anomaly).cos();
+    let ecliptic_longitude = mean_longitude
+        + (1.914_666_471f64.to_radians()) * anomaly.sin()
+        + (0.019_994_643f64.to_radians()) * (2.0 * anomaly).sin();
+    let distance_au =
+        1.000_140_612 - 0.016_708_617 * anomaly.cos() - 0.000_139_589 * (2.0 * anomaly).cos();
     let obliquity = (23.439_291 - 0.013_004_2 * c).to_radians();
     let (sl, cl) = ecliptic_longitude.sin_cos();
     let r = distance_au * AU_KM;
@@ -86,7 +88,9 @@ impl ShadowAngles {
         }
         let x = (c * c + a * a - b * b) / (2.0 * c);
         let y = (a * a - x * x).max(0.0).sqrt();
-        let overlap = a * a * (x / a).clamp(-1.0, 1.0).acos() + b * b * ((c - x) / b).clamp(-1.0, 1.0).acos() - c * y;
+        let overlap = a * a * (x / a).clamp(-1.0, 1.0).acos()
+            + b * b * ((c - x) / b).clamp(-1.0, 1.0).acos()
+            - c * y;
         1.0 - overlap / (std::f64::consts::PI * a * a)
     }
 }
@@ -97,7 +101,9 @@ mod tests {
 
     #[test]
     fn sun_near_june_solstice_is_at_max_declination() {
-        let t = crate::time::to_unix(&crate::time::parse_rfc3339("2026-06-21T08:24:00Z").expect("valid"));
+        let t = crate::time::to_unix(
+            &crate::time::parse_rfc3339("2026-06-21T08:24:00Z").expect("valid"),
+        );
         let s = sun_position_km(t);
         let dec = (s[2] / norm(s)).asin().to_degrees();
         assert!((dec - 23.43).abs() < 0.02, "declination {dec}");
@@ -116,6 +122,10 @@ mod tests {
         let edge = [-7000.0 * b.cos(), 7000.0 * b.sin(), 0.0];
         let angles = ShadowAngles::new(edge, sun);
         assert!(angles.centre_depth().abs() < 1e-4);
-        assert!((angles.sunlit_fraction() - 0.5).abs() < 0.05, "{}", angles.sunlit_fraction());
+        assert!(
+            (angles.sunlit_fraction() - 0.5).abs() < 0.05,
+            "{}",
+            angles.sunlit_fraction()
+        );
     }
 }

@@ -20,7 +20,9 @@ pub fn to_unix(t: &DateTime<Utc>) -> UnixSeconds {
 /// Converts Unix seconds to a UTC date-time, rounded to the nearest microsecond.
 pub fn from_unix(s: UnixSeconds) -> DateTime<Utc> {
     let micros = (s * 1e6).round() as i64;
-    Utc.timestamp_micros(micros).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
+    Utc.timestamp_micros(micros)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// Formats Unix seconds as RFC 3339 UTC with milliseconds (`2026-06-20T07:51:16.924Z`), rounded to the nearest ms.

@@ -1,0 +1,4 @@
+//! Subcommands.
+
+pub mod demo;
+pub mod ephemeris;

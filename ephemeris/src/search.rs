@@ -312,6 +312,22 @@ fn find_in_run(
             }
         }
     }
+    // The mirror case: a short negative dip between positive samples, seen as a discrete local minimum.
+    for i in lo..=hi {
+        let v = value(i);
+        if v <= 0.0 || i == 0 || i + 1 >= n {
+            continue;
+        }
+        let (left, right) = (value(i - 1), value(i + 1));
+        if left > 0.0 && right > 0.0 && v < left && v <= right {
+            let neg = |x: f64| -eval(x);
+            let (tm, vm) = maximize_from(&neg, (t[i - 1], -left), (t[i], -v), (t[i + 1], -right));
+            if vm > 0.0 {
+                edges.push((root_bracketed(eval, t[i - 1], left, tm, -vm), false));
+                edges.push((root_bracketed(eval, tm, -vm, t[i + 1], right), true));
+            }
+        }
+    }
     edges.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut open: Option<(UnixSeconds, bool)> = None;
     for (time, rising) in edges {

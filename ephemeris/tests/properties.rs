@@ -22,7 +22,7 @@ proptest! {
     fn intervals_match_a_dense_scan(
         amps in proptest::collection::vec(0.1f64..1.0, 3),
         periods in proptest::collection::vec(900.0f64..4000.0, 3),
-        phases in proptest::collection::vec(0.0f64..6.28, 3),
+        phases in proptest::collection::vec(0.0f64..std::f64::consts::TAU, 3),
         offset in -1.2f64..0.8,
     ) {
         let f = |t: f64| {

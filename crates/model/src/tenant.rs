@@ -1,0 +1,116 @@
+//! Tenants, their quotas and fair-share weights, and what each job consumed.
+
+use crate::id::{JobId, NodeId, TenantId};
+use crate::time::{Duration, Instant};
+use serde::{Deserialize, Serialize};
+
+/// How much a tenant may consume per period.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Quota {
+    /// Accelerator time, seconds.
+    pub accelerator_s: f64,
+    /// Accelerator energy, Wh.
+    pub energy_wh: f64,
+    /// Bytes sent up.
+    pub uplink_bytes: u64,
+    /// Bytes sent down.
+    pub downlink_bytes: u64,
+    /// Length of the accounting period.
+    pub period: Duration,
+}
+
+/// A customer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// Its id.
+    pub id: TenantId,
+    /// Display name.
+    pub name: String,
+    /// Its quota.
+    pub quota: Quota,
+    /// Fair-share weight: under contention tenants get capacity in proportion to their weights.
+    pub share_weight: u32,
+}
+
+/// Resources consumed (or reserved).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Usage {
+    /// Accelerator time, seconds.
+    pub accelerator_s: f64,
+    /// Accelerator energy, Wh.
+    pub energy_wh: f64,
+    /// Bytes sent up.
+    pub uplink_bytes: u64,
+    /// Bytes sent down.
+    pub downlink_bytes: u64,
+}
+
+impl Usage {
+    /// The sum of two usages.
+    pub fn plus(&self, other: &Usage) -> Usage {
+        Usage {
+            accelerator_s: self.accelerator_s + other.accelerator_s,
+            energy_wh: self.energy_wh + other.energy_wh,
+            uplink_bytes: self.uplink_bytes.saturating_add(other.uplink_bytes),
+            downlink_bytes: self.downlink_bytes.saturating_add(other.downlink_bytes),
+        }
+    }
+
+    /// The first resource of which this usage exceeds the quota, by the name tenants see.
+    pub fn exceeds(&self, quota: &Quota) -> Option<&'static str> {
+        if self.accelerator_s > quota.accelerator_s {
+            Some("accelerator_s")
+        } else if self.energy_wh > quota.energy_wh {
+            Some("energy_wh")
+        } else if self.uplink_bytes > quota.uplink_bytes {
+            Some("uplink_bytes")
+        } else if self.downlink_bytes > quota.downlink_bytes {
+            Some("downlink_bytes")
+        } else {
+            None
+        }
+    }
+}
+
+/// What one job consumed: the unit of billing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// The job.
+    pub job: JobId,
+    /// Its tenant.
+    pub tenant: TenantId,
+    /// The node that ran it, if it ran.
+    pub node: Option<NodeId>,
+    /// When the record was closed.
+    pub at: Instant,
+    /// What it used.
+    pub usage: Usage,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_checks_name_the_resource() {
+        let quota = Quota {
+            accelerator_s: 100.0,
+            energy_wh: 10.0,
+            uplink_bytes: 1000,
+            downlink_bytes: 1000,
+            period: Duration::from_hours(24),
+        };
+        let used = Usage {
+            accelerator_s: 50.0,
+            energy_wh: 5.0,
+            uplink_bytes: 900,
+            downlink_bytes: 0,
+        };
+        assert_eq!(used.exceeds(&quota), None);
+        let more = used.plus(&Usage {
+            uplink_bytes: 200,
+            ..Usage::default()
+        });
+        assert_eq!(more.exceeds(&quota), Some("uplink_bytes"));
+    }
+}

@@ -456,6 +456,66 @@ impl NodeBudget {
         Ok(())
     }
 
+    /// Whether an extra load of `watts` over [a, b) would break a limit, without changing anything: the same
+    /// test as [`NodeBudget::try_add_load`], run on the side, stopping as soon as the load's effect has died out.
+    pub fn check_load(&self, a: Instant, b: Instant, watts: f64) -> Result<(), BudgetViolation> {
+        let Some((first, last)) = self.slot_range(a, b) else {
+            return Err(BudgetViolation::OutsideHorizon);
+        };
+        let dt = self.step_ms as f64 / 1000.0;
+        let step = odc_model::time::Duration::from_millis(self.step_ms);
+        let (mut e, mut t) = (self.energy[first], self.temp[first]);
+        let min = self.model.min_energy_wh - 1e-9;
+        for k in first..self.sunlit.len() {
+            let mut extra = self.extra_j[k];
+            if k <= last {
+                let s = self.slot_start(k).max(a);
+                let end = (self.slot_start(k) + step).min(b);
+                extra += watts * (end - s).as_millis() as f64 / 1000.0;
+            }
+            let load = self.model.base_load_w + extra / dt;
+            let (ne, _) = self.model.battery_step(e, self.sunlit[k], load, dt);
+            let nt = self.model.thermal_step(t, self.sunlit[k], load, dt);
+            let (old_e, old_t) = (self.energy[k + 1], self.temp[k + 1]);
+            if ne < min && ne < old_e - 1e-9 {
+                let at = self.slot_start(k + 1);
+                return Err(BudgetViolation::Energy {
+                    at,
+                    energy_wh: ne,
+                    min_wh: self.model.min_energy_wh,
+                });
+            }
+            if nt > self.model.max_temp_k + 1e-9 && nt > old_t + 1e-9 {
+                let at = self.slot_start(k + 1);
+                let max_c = self.model.max_temp_k - ZERO_CELSIUS_K;
+                return Err(BudgetViolation::Thermal {
+                    at,
+                    temp_c: nt - ZERO_CELSIUS_K,
+                    max_c,
+                });
+            }
+            // Once past the load and back on the old trajectory, nothing later can differ.
+            if k > last && (ne - old_e).abs() < 1e-9 && (nt - old_t).abs() < 1e-4 {
+                break;
+            }
+            e = ne;
+            t = nt;
+        }
+        Ok(())
+    }
+
+    /// [`NodeBudget::check_load`] for the accelerator's busy load.
+    pub fn check_busy(&self, a: Instant, b: Instant) -> Result<(), BudgetViolation> {
+        self.check_load(a, b, self.model.busy_extra_w)
+    }
+
+    /// Adds a load whatever it does to the limits: for simulating a plan made elsewhere, to check it.
+    pub fn force_add_load(&mut self, a: Instant, b: Instant, watts: f64) {
+        if let Some((first, last)) = self.spread(a, b, watts, 1.0) {
+            self.simulate_from(first, last + 1);
+        }
+    }
+
     /// Removes a load added before (a batch cancelled or moved).
     pub fn remove_load(&mut self, a: Instant, b: Instant, watts: f64) {
         if let Some((first, last)) = self.spread(a, b, watts, -1.0) {

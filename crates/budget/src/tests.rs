@@ -98,6 +98,7 @@ fn loads_that_break_the_battery_minimum_are_refused_and_leave_nothing_behind() {
     let before = b.clone();
     // In darkness the battery (400 Wh, 120 Wh usable) runs bus + idle (55 W) for two hours = ~116 Wh:
     // almost nothing is left for the accelerator.
+    assert!(b.check_busy(t(0), t(3600)).is_err());
     let err = b.try_add_busy(t(0), t(3600)).expect_err("too much");
     assert!(matches!(err, BudgetViolation::Energy { .. }), "{err}");
     assert_eq!(b.min_energy_wh(), before.min_energy_wh());

@@ -1,0 +1,28 @@
+//! odc-planner: which station talks to which satellite, which jobs go up when, where and when each batch runs, and
+//! how each result comes down — a pure, deterministic function of a [`Snapshot`].
+//!
+//! **Method.** Jobs are taken in order of value: priority first, then weighted fair share between tenants (each
+//! tenant's next job is keyed by the accelerator time already granted to it divided by its weight), then deadline.
+//! Jobs already on a node come first and stay there. For each job the planner evaluates a few candidate nodes —
+//! those that host the model and have the earliest uplink opportunities, plus the node the previous plan chose —
+//! and for each finds the earliest uplink (a contact with room, or a contact then one ISL hop), the earliest
+//! accelerator slot (joining a batch of the same model and tenant or opening one), checked against the node's
+//! battery and temperature prediction over the whole horizon, and the earliest downlink (directly, or over one
+//! ISL hop to the neighbour that sees a station first, as contact-graph routing does). It keeps the candidate that
+//! delivers first, preferring the previous node when it still meets the deadline (little churn). Contacts are
+//! reserved on first use, so urgent data claims the passes; an antenna holds one pass at a time with its set-up
+//! time between passes. A job that fits nowhere is left out with a reason its tenant can read.
+//!
+//! **Invariant:** no IO, no clock, no randomness: ids come from the snapshot's plan id and seed.
+
+mod planner;
+mod snapshot;
+pub mod synthetic;
+
+pub use planner::{Change, JobPlan, LeftOutReason, PlanOutcome, PlanStats, Planner};
+pub use snapshot::{ContactWindow, IslWindow, NodeInput, PlannerOptions, Snapshot, TenantInput};
+
+/// Plans from scratch.
+pub fn plan(snapshot: &Snapshot) -> PlanOutcome {
+    Planner::new(snapshot).outcome()
+}

@@ -1,0 +1,145 @@
+//! Property tests on random scenarios: every plan passes the independent validator; planning is deterministic;
+//! generations grow; every job is either planned or left out with a reason.
+
+mod validator;
+
+use odc_planner::synthetic::{Size, snapshot};
+use odc_planner::{Change, Planner, plan};
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn plans_break_no_rule(seed in any::<u64>(), nodes in 1usize..6, stations in 1usize..4, jobs in 1usize..60) {
+        let s = snapshot(seed, Size { nodes, stations, tenants: 3, jobs, hours: 12 });
+        let out = plan(&s);
+        let bad = validator::violations(&s, &out);
+        prop_assert!(bad.is_empty(), "{:#?}", bad);
+        prop_assert_eq!(out.jobs.len() + out.left_out.len(), s.jobs.len());
+        prop_assert!(out.jobs.keys().all(|j| !out.left_out.contains_key(j)));
+        // Same input, same plan.
+        let again = plan(&s);
+        prop_assert_eq!(format!("{:?}", again.plan), format!("{:?}", out.plan));
+        prop_assert_eq!(again.left_out, out.left_out.clone());
+    }
+
+    #[test]
+    fn repaired_plans_break_no_rule(seed in any::<u64>(), lost in 0usize..4) {
+        let s = snapshot(seed, Size { nodes: 4, stations: 3, tenants: 2, jobs: 40, hours: 12 });
+        let mut planner = Planner::new(&s);
+        let first = planner.outcome();
+        let node = s.nodes[lost].spec.id.clone();
+        let next_id = odc_model::id::PlanId::from_u128(first.plan.id.as_u128() + 1);
+        let repaired = planner.apply(&Change::NodeLost(node.clone()), next_id);
+        prop_assert_eq!(repaired.plan.generation, first.plan.generation + 1);
+        prop_assert_eq!(repaired.plan.parent, Some(first.plan.id));
+        prop_assert!(repaired.plan.batches.iter().all(|b| b.node != node));
+        prop_assert!(repaired.plan.contacts.iter().all(|c| c.node != node));
+        // Validate against the snapshot without the lost node (its windows are gone too).
+        let mut without = s.clone();
+        without.nodes.retain(|n| n.spec.id != node);
+        without.contacts.retain(|c| c.node != node);
+        without.isl.retain(|w| w.a != node && w.b != node);
+        without.previous = Some(first.plan.clone());
+        let bad = validator::violations(&without, &repaired);
+        prop_assert!(bad.is_empty(), "{:#?}", bad);
+        prop_assert_eq!(repaired.jobs.len() + repaired.left_out.len(), s.jobs.len());
+    }
+}
+
+#[test]
+fn left_out_jobs_have_readable_reasons() {
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..40 {
+        let s = snapshot(
+            seed,
+            Size {
+                nodes: 2,
+                stations: 1,
+                tenants: 3,
+                jobs: 60,
+                hours: 8,
+            },
+        );
+        for reason in plan(&s).left_out.values() {
+            seen.insert(reason.to_string());
+        }
+    }
+    assert!(seen.iter().any(|r| r.contains("quota")), "{seen:?}");
+    assert!(seen.iter().any(|r| r.contains("deadline")), "{seen:?}");
+}
+
+#[test]
+fn plans_do_real_work_and_the_validator_catches_broken_ones() {
+    let s = snapshot(
+        7,
+        Size {
+            nodes: 4,
+            stations: 3,
+            tenants: 2,
+            jobs: 60,
+            hours: 12,
+        },
+    );
+    let out = plan(&s);
+    eprintln!("{:?}", out.stats);
+    assert!(out.stats.planned >= 20, "{:?}", out.stats);
+    assert!(validator::violations(&s, &out).is_empty());
+    // Each corruption must be caught.
+    let mut late = out.clone();
+    let job = *late.jobs.keys().next().expect("a planned job");
+    for r in late
+        .plan
+        .routes
+        .iter_mut()
+        .filter(|r| r.job == job && r.direction == odc_model::plan::Direction::Down)
+    {
+        if let Some(h) = r.hops.last_mut() {
+            h.end = s
+                .jobs
+                .iter()
+                .find(|j| j.id == job)
+                .expect("job")
+                .spec
+                .deadline
+                + odc_model::Duration::from_secs(1);
+        }
+    }
+    assert!(
+        !validator::violations(&s, &late).is_empty(),
+        "late delivery not caught"
+    );
+    let mut overlapping = out.clone();
+    if overlapping.plan.batches.len() >= 2 {
+        let first = overlapping.plan.batches[0].clone();
+        let node = first.node.clone();
+        if let Some(b) = overlapping
+            .plan
+            .batches
+            .iter_mut()
+            .skip(1)
+            .find(|b| b.node == node)
+        {
+            b.start = first.start;
+            assert!(
+                !validator::violations(&s, &overlapping).is_empty(),
+                "overlap not caught"
+            );
+        }
+    }
+    let mut stuffed = out.clone();
+    stuffed.plan.contacts[0].uplink_bytes += 1 << 40;
+    assert!(
+        !validator::violations(&s, &stuffed).is_empty(),
+        "overfull contact not caught"
+    );
+    let mut busy = out.clone();
+    for b in &mut busy.plan.batches {
+        b.end = b.start + odc_model::Duration::from_hours(5);
+    }
+    assert!(
+        !validator::violations(&s, &busy).is_empty(),
+        "energy or overlap not caught"
+    );
+}

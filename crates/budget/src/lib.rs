@@ -309,6 +309,10 @@ pub struct NodeBudget {
     /// State at the start of each slot, and one past the last.
     energy: Vec<f64>,
     temp: Vec<f64>,
+    /// `energy_floor[k]` = lowest stored energy from slot k to the end; `temp_ceiling[k]` = highest temperature.
+    /// They let a check stop as soon as a load's leftover effect can no longer break a limit.
+    energy_floor: Vec<f64>,
+    temp_ceiling: Vec<f64>,
     initial: NodeState,
 }
 
@@ -338,6 +342,8 @@ impl NodeBudget {
             extra_j: vec![0.0; slots],
             energy: vec![initial.energy_wh; slots + 1],
             temp: vec![initial.temp_k; slots + 1],
+            energy_floor: vec![initial.energy_wh; slots + 1],
+            temp_ceiling: vec![initial.temp_k; slots + 1],
             initial,
         };
         budget.simulate_from(0, usize::MAX);
@@ -381,11 +387,35 @@ impl NodeBudget {
     /// Simulates slots from `first` on; stops early once the new trajectory rejoins the old one after slot
     /// `settle_after` (a load's effect dies out once the battery refills and the temperature relaxes).
     fn simulate_from(&mut self, first: usize, settle_after: usize) {
+        let last = self.simulate_range(first, settle_after);
+        // Refresh the running extremes up to the last slot that changed.
+        let n = self.energy.len();
+        let mut floor = if last + 1 < n {
+            self.energy_floor[last + 1]
+        } else {
+            f64::INFINITY
+        };
+        let mut ceiling = if last + 1 < n {
+            self.temp_ceiling[last + 1]
+        } else {
+            f64::NEG_INFINITY
+        };
+        for k in (0..=last.min(n - 1)).rev() {
+            floor = floor.min(self.energy[k]);
+            ceiling = ceiling.max(self.temp[k]);
+            self.energy_floor[k] = floor;
+            self.temp_ceiling[k] = ceiling;
+        }
+    }
+
+    /// Simulates from slot `first`; returns the last slot index whose state was written.
+    fn simulate_range(&mut self, first: usize, settle_after: usize) -> usize {
         let dt = self.step_ms as f64 / 1000.0;
         if first == 0 {
             self.energy[0] = self.initial.energy_wh;
             self.temp[0] = self.initial.temp_k;
         }
+        let mut last = first;
         for k in first..self.sunlit.len() {
             let load = self.model.base_load_w + self.extra_j[k] / dt;
             let (e, _) = self
@@ -395,14 +425,16 @@ impl NodeBudget {
                 .model
                 .thermal_step(self.temp[k], self.sunlit[k], load, dt);
             let settled = k >= settle_after
-                && (e - self.energy[k + 1]).abs() < 1e-9
-                && (t - self.temp[k + 1]).abs() < 1e-4;
+                && (e - self.energy[k + 1]).abs() < 1e-6
+                && (t - self.temp[k + 1]).abs() < 1e-3;
             self.energy[k + 1] = e;
             self.temp[k + 1] = t;
+            last = k + 1;
             if settled {
                 break;
             }
         }
+        last
     }
 
     fn slot_range(&self, a: Instant, b: Instant) -> Option<(usize, usize)> {
@@ -494,9 +526,17 @@ impl NodeBudget {
                     max_c,
                 });
             }
-            // Once past the load and back on the old trajectory, nothing later can differ.
-            if k > last && (ne - old_e).abs() < 1e-9 && (nt - old_t).abs() < 1e-4 {
-                break;
+            // Past the load its leftover effect (less energy, more heat) only shrinks, so once even the worst
+            // of what is left of the old trajectory stays within limits with it, nothing later can break.
+            if k > last {
+                let (de, dtemp) = ((old_e - ne).max(0.0), (nt - old_t).max(0.0));
+                let next = (k + 2).min(self.energy.len() - 1);
+                let energy_safe = de < 1e-9 || self.energy_floor[next].min(old_e) - de >= min;
+                let heat_safe = dtemp < 1e-9
+                    || self.temp_ceiling[next].max(old_t) + dtemp <= self.model.max_temp_k;
+                if energy_safe && heat_safe {
+                    break;
+                }
             }
             e = ne;
             t = nt;

@@ -16,6 +16,7 @@
 //! **Invariant:** no IO, no clock, no randomness: ids come from the snapshot's plan id and seed.
 
 mod planner;
+pub mod scenario;
 mod snapshot;
 pub mod synthetic;
 

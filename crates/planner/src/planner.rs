@@ -253,10 +253,22 @@ pub struct Planner {
     jobs: BTreeMap<JobId, Job>,
     previous_node: BTreeMap<JobId, NodeId>,
     order: Vec<JobId>,
+    up_cursor: Vec<usize>,
+    hosts_by_model: BTreeMap<ModelId, Vec<usize>>,
     bookings: BTreeMap<JobId, Booking>,
     left_out: BTreeMap<JobId, LeftOutReason>,
     budget_step_ms: i64,
 }
+
+/// ISL windows examined per route search: enough to find the neighbour that sees a station first, bounded so
+/// that a dense fleet (thousands of windows per node and day) stays fast.
+const ISL_WINDOWS_EXAMINED: usize = 24;
+
+/// Smallest input worth keeping a contact open for, bytes.
+const MIN_JOB_BYTES: f64 = 1_000.0;
+
+/// Batches examined for joining, from the first that starts after the input lands.
+const BATCHES_EXAMINED: usize = 16;
 
 fn secs(s: f64) -> Duration {
     Duration::from_millis((s * 1000.0).ceil() as i64)
@@ -315,17 +327,23 @@ impl Planner {
             })
             .collect();
         let mut contacts = Vec::new();
-        let mut windows: Vec<_> = s.contacts.iter().collect();
-        windows.sort_by(|a, b| {
-            (a.start, a.end, &a.station, &a.node).cmp(&(b.start, b.end, &b.station, &b.node))
-        });
-        for w in windows {
-            let (Some(&node), Some(&station)) =
-                (node_index.get(&w.node), station_index.get(&w.station))
-            else {
-                continue;
-            };
-            let (start, end) = (w.start.max(s.now), w.end.min(s.horizon_end));
+        let fast_nodes: std::collections::HashMap<&NodeId, usize> =
+            node_index.iter().map(|(k, v)| (*k, *v)).collect();
+        let mut windows: Vec<(Instant, Instant, usize, usize)> = s
+            .contacts
+            .iter()
+            .filter_map(|w| {
+                Some((
+                    w.start,
+                    w.end,
+                    *station_index.get(&w.station)?,
+                    *fast_nodes.get(&w.node)?,
+                ))
+            })
+            .collect();
+        windows.sort_unstable();
+        for (start, end, station, node) in windows {
+            let (start, end) = (start.max(s.now), end.min(s.horizon_end));
             if end <= start {
                 continue;
             }
@@ -354,25 +372,39 @@ impl Planner {
         }
         let mut isl = Vec::new();
         if s.options.use_isl {
-            let mut windows: Vec<_> = s.isl.iter().collect();
-            windows.sort_by(|a, b| (a.start, a.end, &a.a, &a.b).cmp(&(b.start, b.end, &b.a, &b.b)));
-            for w in windows {
-                let (Some(&a), Some(&b)) = (node_index.get(&w.a), node_index.get(&w.b)) else {
-                    continue;
-                };
-                let (start, end) = (w.start.max(s.now), w.end.min(s.horizon_end));
-                if end <= start || a == b {
-                    continue;
-                }
-                let rate_of = |n: usize| {
-                    s.nodes[n]
-                        .spec
+            // Resolve names once (a hash map: a dense fleet has millions of windows), then sort on integers.
+            let fast_index: std::collections::HashMap<&NodeId, usize> =
+                node_index.iter().map(|(k, v)| (*k, *v)).collect();
+            let mut windows: Vec<(Instant, Instant, usize, usize)> = s
+                .isl
+                .iter()
+                .filter_map(|w| {
+                    Some((
+                        w.start,
+                        w.end,
+                        *fast_index.get(&w.a)?,
+                        *fast_index.get(&w.b)?,
+                    ))
+                })
+                .collect();
+            windows.sort_unstable();
+            let rates: Vec<f64> = s
+                .nodes
+                .iter()
+                .map(|n| {
+                    n.spec
                         .isl_terminals
                         .iter()
                         .map(|t| t.rate_bps)
                         .fold(0.0, f64::max)
-                };
-                let rate = rate_of(a).min(rate_of(b)) / 8.0;
+                })
+                .collect();
+            for (start, end, a, b) in windows {
+                let (start, end) = (start.max(s.now), end.min(s.horizon_end));
+                if end <= start || a == b {
+                    continue;
+                }
+                let rate = rates[a].min(rates[b]) / 8.0;
                 if rate <= 0.0 {
                     continue;
                 }
@@ -441,10 +473,17 @@ impl Planner {
             jobs: s.jobs.iter().map(|j| (j.id, j.clone())).collect(),
             previous_node,
             order: Vec::new(),
+            up_cursor: vec![0; s.nodes.len()],
+            hosts_by_model: BTreeMap::new(),
             bookings: BTreeMap::new(),
             left_out: BTreeMap::new(),
             budget_step_ms: s.options.budget_step_s.max(1) * 1000,
         };
+        for (i, n) in planner.nodes.iter().enumerate() {
+            for m in n.models.keys() {
+                planner.hosts_by_model.entry(m.clone()).or_default().push(i);
+            }
+        }
         let order = planner.order_jobs();
         for id in &order {
             planner.place(*id);
@@ -532,11 +571,16 @@ impl Planner {
         };
         let hosts: Vec<usize> = match fixed_node {
             Some(n) => vec![n],
-            None => (0..self.nodes.len())
-                .filter(|&n| {
-                    self.nodes[n].alive && self.nodes[n].models.contains_key(&job.spec.model)
+            None => self
+                .hosts_by_model
+                .get(&job.spec.model)
+                .map(|list| {
+                    list.iter()
+                        .copied()
+                        .filter(|&n| self.nodes[n].alive)
+                        .collect()
                 })
-                .collect(),
+                .unwrap_or_default(),
         };
         if hosts.is_empty() {
             self.left_out.insert(id, LeftOutReason::ModelUnavailable);
@@ -605,16 +649,41 @@ impl Planner {
     }
 
     /// The hosts with the earliest uplink opportunity, plus the job's previous node.
-    fn candidates(&self, job: &Job, hosts: &[usize]) -> Vec<usize> {
+    fn candidates(&mut self, job: &Job, hosts: &[usize]) -> Vec<usize> {
         let bytes = job.spec.input.size_bytes as f64;
+        // Skip, once and for all, contacts that are gone or full: capacity only shrinks while planning (a
+        // release resets the cursor).
+        for &n in hosts {
+            let list = &self.nodes[n].contacts;
+            let mut i = self.up_cursor[n];
+            while let Some(&c) = list.get(i) {
+                let k = &self.contacts[c];
+                if k.usable
+                    && k.up_used + MIN_JOB_BYTES <= k.up_rate * (k.end - k.start).as_secs_f64()
+                {
+                    break;
+                }
+                i += 1;
+            }
+            self.up_cursor[n] = i;
+        }
         let mut keyed: Vec<(Instant, usize)> = hosts
             .iter()
             .filter_map(|&n| {
-                let first = self.nodes[n].contacts.iter().find(|&&c| {
-                    let c = &self.contacts[c];
-                    c.usable && c.up_used + bytes <= c.up_rate * (c.end - c.start).as_secs_f64()
-                })?;
-                Some((self.contacts[*first].start, n))
+                let first = self.nodes[n].contacts[self.up_cursor[n]..]
+                    .iter()
+                    .take(64)
+                    .find(|&&c| {
+                        let c = &self.contacts[c];
+                        c.usable && c.up_used + bytes <= c.up_rate * (c.end - c.start).as_secs_f64()
+                    })?;
+                // A node whose accelerator is booked far ahead is a worse bet than its next contact suggests.
+                let backlog = self.nodes[n]
+                    .batches
+                    .last()
+                    .map(|b| b.end)
+                    .unwrap_or(self.now);
+                Some((self.contacts[*first].start.max(backlog), n))
             })
             .collect();
         let k = self.options.candidates.max(1).min(keyed.len());
@@ -753,34 +822,32 @@ impl Planner {
         if !self.options.use_isl {
             return best;
         }
-        let limit = best
-            .as_ref()
-            .and_then(|r| r.last())
-            .map(Self::leg_arrival)
-            .unwrap_or(by);
+        let arrival = |r: &Option<Vec<Leg>>| {
+            r.as_ref()
+                .and_then(|r| r.last())
+                .map(Self::leg_arrival)
+                .unwrap_or(by)
+        };
+        // Only the first few links that could beat the direct route are worth a look: in a dense fleet a node
+        // has thousands of ISL windows a day.
+        let mut examined = 0;
         for &w in &self.nodes[n].isl {
             let k = &self.isl[w];
-            if k.start >= limit {
+            if k.start >= arrival(&best) || examined >= ISL_WINDOWS_EXAMINED {
                 break;
             }
             let m = if k.a == n { k.b } else { k.a };
-            if !self.nodes[m].alive {
+            if !k.usable || !self.nodes[m].alive || k.end <= self.now {
                 continue;
             }
+            examined += 1;
             let Some(up) = self.direct_up(m, bytes, self.now, k.end) else {
                 continue;
             };
             let Some(hop) = self.isl_leg(w, m, bytes, Self::leg_arrival(&up)) else {
                 continue;
             };
-            let arrive = Self::leg_arrival(&hop);
-            if arrive
-                < best
-                    .as_ref()
-                    .and_then(|r| r.last())
-                    .map(Self::leg_arrival)
-                    .unwrap_or(by)
-            {
+            if Self::leg_arrival(&hop) < arrival(&best) {
                 best = Some(vec![up, hop]);
             }
         }
@@ -794,20 +861,27 @@ impl Planner {
         if !self.options.use_isl {
             return best;
         }
-        let list = &self.nodes[n].isl;
-        for &w in list {
-            let k = &self.isl[w];
-            let limit = best
-                .as_ref()
+        let arrival = |r: &Option<Vec<Leg>>| {
+            r.as_ref()
                 .and_then(|r| r.last())
                 .map(Self::leg_arrival)
-                .unwrap_or(by);
-            if k.start >= limit {
+                .unwrap_or(by)
+        };
+        let list = &self.nodes[n].isl;
+        // Windows that may still be open at `ready`: the list is sorted by start; ISL windows in LEO last well
+        // under an hour, so start from those beginning up to an hour before.
+        let from = list.partition_point(|&w| self.isl[w].start + Duration::from_hours(1) <= ready);
+        let mut examined = 0;
+        for &w in &list[from..] {
+            let k = &self.isl[w];
+            let limit = arrival(&best);
+            if k.start >= limit || examined >= ISL_WINDOWS_EXAMINED {
                 break;
             }
-            if k.end <= ready {
+            if k.end <= ready || !k.usable {
                 continue;
             }
+            examined += 1;
             let Some(hop) = self.isl_leg(w, n, bytes, ready) else {
                 continue;
             };
@@ -859,8 +933,15 @@ impl Planner {
         // Slot options: join a batch of the same model and tenant, or open one; earliest finish first, then
         // retry later starts if the battery or temperature says no.
         let mut options: Vec<(Instant, Option<usize>, Instant, Instant)> = Vec::new();
-        for (i, b) in node.batches.iter().enumerate() {
-            if b.model != job.spec.model || b.tenant != job.spec.tenant || b.start < ready_in {
+        let first_batch = node.batches.partition_point(|b| b.start < ready_in);
+        for (i, b) in node
+            .batches
+            .iter()
+            .enumerate()
+            .skip(first_batch)
+            .take(BATCHES_EXAMINED)
+        {
+            if b.model != job.spec.model || b.tenant != job.spec.tenant {
                 continue;
             }
             let end = b.end + compute;
@@ -992,6 +1073,9 @@ impl Planner {
         match *leg {
             Leg::Up { contact, bytes, .. } => {
                 self.contacts[contact].up_used += sign * bytes;
+                if sign < 0.0 {
+                    self.up_cursor[self.contacts[contact].node] = 0;
+                }
                 if sign > 0.0 {
                     self.reserve(contact);
                 }
@@ -1030,7 +1114,11 @@ impl Planner {
         {
             self.book_leg(leg, 1.0);
         }
-        let _ = self.nodes[n].budget.try_add_busy(c.busy.0, c.busy.1);
+        // Checked in `evaluate`; adding it unconditionally keeps the prediction in step with the bookings.
+        let watts = self.nodes[n].budget.model().busy_extra_w;
+        self.nodes[n]
+            .budget
+            .force_add_load(c.busy.0, c.busy.1, watts);
         let batch = match c.joins {
             Some(i) => {
                 let b = &mut self.nodes[n].batches[i];

@@ -25,6 +25,8 @@ enum Command {
     Eclipses(cmd::ephemeris::EclipsesArgs),
     /// Inter-satellite line-of-sight windows within a range.
     Isl(cmd::ephemeris::IslArgs),
+    /// Plan a scenario (TOML): contacts, batches and routes; prints a summary and writes the plan as JSON.
+    Plan(cmd::plan::PlanArgs),
     /// State vectors of one satellite: TEME, Earth-fixed, geodetic, and look angles from a station.
     Propagate(cmd::ephemeris::PropagateArgs),
 }
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Eclipses(args) => cmd::ephemeris::eclipses(args),
         Command::Isl(args) => cmd::ephemeris::isl(args),
         Command::Propagate(args) => cmd::ephemeris::propagate(args),
+        Command::Plan(args) => cmd::plan::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

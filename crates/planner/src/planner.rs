@@ -111,6 +111,85 @@ pub struct PlanOutcome {
     pub stats: PlanStats,
 }
 
+impl PlanOutcome {
+    /// A readable, deterministic listing of the plan: contacts, batches, routes and jobs left out. Snapshot
+    /// tests compare it, so a change in behaviour shows as a diff.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let p = &self.plan;
+        let mut out = String::new();
+        let t = |i: Instant| i.to_string()[11..19].to_owned();
+        let _ = writeln!(
+            out,
+            "plan generation {} ({} → {})",
+            p.generation, p.horizon_start, p.horizon_end
+        );
+        let _ = writeln!(out, "contacts:");
+        for c in &p.contacts {
+            let _ = writeln!(
+                out,
+                "  {} {}#{} ↔ {}  up {} B  down {} B",
+                t(c.start) + "–" + &t(c.end),
+                c.station,
+                c.antenna,
+                c.node,
+                c.uplink_bytes,
+                c.downlink_bytes
+            );
+        }
+        let _ = writeln!(out, "batches:");
+        for b in &p.batches {
+            let _ = writeln!(
+                out,
+                "  {}–{} {} {} {} jobs, {:.1} s, {:.2} Wh",
+                t(b.start),
+                t(b.end),
+                b.node,
+                b.model,
+                b.jobs.len(),
+                b.accelerator_s,
+                b.energy_wh
+            );
+        }
+        let _ = writeln!(out, "jobs:");
+        for (i, (id, jp)) in self.jobs.iter().enumerate() {
+            let hops = |d: Direction| {
+                p.routes
+                    .iter()
+                    .filter(|r| &r.job == id && r.direction == d)
+                    .flat_map(|r| r.hops.iter())
+                    .map(|h| match (&h.from, &h.to) {
+                        (_, Endpoint::Node(n)) if h.contact.is_none() => format!("isl→{n}"),
+                        (Endpoint::Station(s), _) => format!("{s}"),
+                        (_, Endpoint::Station(s)) => format!("{s}"),
+                        _ => "?".into(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let _ = writeln!(
+                out,
+                "  job {i:>3} on {}: up [{}] in {} ready {} down [{}] at {}",
+                jp.node,
+                hops(Direction::Up),
+                t(jp.input_on_node),
+                t(jp.result_ready),
+                hops(Direction::Down),
+                t(jp.delivered)
+            );
+        }
+        let _ = writeln!(out, "left out:");
+        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        for r in self.left_out.values() {
+            *reasons.entry(r.to_string()).or_default() += 1;
+        }
+        for (r, n) in reasons {
+            let _ = writeln!(out, "  {n} × {r}");
+        }
+        out
+    }
+}
+
 /// A fault or change after which the plan is repaired incrementally.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {

@@ -698,6 +698,9 @@ impl Planner {
                     if better {
                         best = Some(c);
                     }
+                    if self.options.first_come_first_served {
+                        break;
+                    }
                 }
                 Err(reason) => {
                     if reason < failure || failure == LeftOutReason::DeadlineUnreachable {

@@ -71,6 +71,9 @@ pub struct PlannerOptions {
     pub max_batch_s: f64,
     /// Whether routes may use one inter-satellite hop.
     pub use_isl: bool,
+    /// First come, first served: jobs in submission order, each on the first node that can take it. The
+    /// baseline the planner's quality is compared with; not for operations.
+    pub first_come_first_served: bool,
 }
 
 impl Default for PlannerOptions {
@@ -80,6 +83,7 @@ impl Default for PlannerOptions {
             budget_step_s: 60,
             max_batch_s: 900.0,
             use_isl: true,
+            first_come_first_served: false,
         }
     }
 }

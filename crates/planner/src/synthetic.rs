@@ -41,8 +41,29 @@ impl Size {
 /// Start of every synthetic horizon: 2026-06-20T00:00:00Z.
 pub const START_MS: i64 = 1_781_913_600_000;
 
-/// A random snapshot.
+/// Which difficulties a random problem may have.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Variation {
+    /// Some nodes with small batteries, hot accelerators or one model only.
+    pub hard_nodes: bool,
+    /// ISL windows between nodes.
+    pub isl: bool,
+}
+
+/// A random snapshot with every difficulty.
 pub fn snapshot(seed: u64, size: Size) -> Snapshot {
+    snapshot_with(
+        seed,
+        size,
+        Variation {
+            hard_nodes: true,
+            isl: true,
+        },
+    )
+}
+
+/// A random snapshot with the chosen difficulties.
+pub fn snapshot_with(seed: u64, size: Size, variation: Variation) -> Snapshot {
     let mut rng = SplitMix64::new(seed);
     let mut below = |n: u64| rng.next_u64() % n.max(1);
     let now = Instant::from_unix_ms(START_MS);
@@ -54,15 +75,16 @@ pub fn snapshot(seed: u64, size: Size) -> Snapshot {
         let id = NodeId::new(format!("sat-{i:03}")).unwrap_or_else(|_| unreachable!("valid name"));
         let mut spec = NodeSpec::leo_default(id, 90_000 + i as u64);
         // Some nodes have small batteries or hot accelerators, so energy and heat bind sometimes.
-        if below(3) == 0 {
+        let (small_battery, hot, one_model) = (below(3) == 0, below(4) == 0, below(4) == 0);
+        if small_battery && variation.hard_nodes {
             spec.power.battery_capacity_wh = 150.0;
             spec.power.solar_array_w = 120.0;
         }
-        if below(4) == 0 {
+        if hot && variation.hard_nodes {
             spec.accelerator.busy_power_w = 150.0;
             spec.thermal.radiator_area_m2 = 0.35;
         }
-        if below(4) == 0 {
+        if one_model && variation.hard_nodes {
             // Not every node hosts every model.
             spec.accelerator
                 .models
@@ -131,7 +153,7 @@ pub fn snapshot(seed: u64, size: Size) -> Snapshot {
         }
     }
     let mut isl = Vec::new();
-    for a in 0..nodes.len() {
+    for a in 0..if variation.isl { nodes.len() } else { 0 } {
         for b in a + 1..nodes.len() {
             let mut t = now + Duration::from_mins(below(120) as i64);
             while t < end {

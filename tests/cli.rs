@@ -370,3 +370,41 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
+
+#[test]
+fn plan_command_writes_a_plan_and_refuses_bad_scenarios() {
+    let dir = tempdir();
+    let out = dir.join("plan.json");
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/demo.toml");
+    let run = odc(&[
+        "plan",
+        "--scenario",
+        scenario,
+        "--out",
+        out.to_str().expect("path"),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        text.contains("jobs planned") && text.contains("quota exhausted"),
+        "{text}"
+    );
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("written")).expect("JSON");
+    assert_eq!(plan["generation"], 1);
+    assert!(plan["batches"].as_array().is_some_and(|b| !b.is_empty()));
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "start = \"2026-06-20T00:00:00Z\"\nhours = -1\n").expect("write");
+    let run = odc(&["plan", "--scenario", bad.to_str().expect("path")]);
+    assert!(!run.status.success());
+    assert_eq!(stderr(&run).trim().lines().count(), 1, "{}", stderr(&run));
+    let typo = dir.join("typo.toml");
+    let text = std::fs::read_to_string(scenario)
+        .expect("scenario")
+        .replace("seed = 7", "sede = 7");
+    std::fs::write(&typo, text).expect("write");
+    let run = odc(&["plan", "--scenario", typo.to_str().expect("path")]);
+    assert!(!run.status.success());
+    assert!(stderr(&run).contains("sede"), "{}", stderr(&run));
+}

@@ -1,6 +1,5 @@
-//! `odc demo`: the main job on embedded defaults. For now it lays out a day of the embedded constellation's
-//! orbital geometry — contacts per station, time in shadow, ISL connectivity — the inputs every later stage
-//! (planner, twin) consumes.
+//! `odc demo`: the main job on embedded defaults. It lays out a day of the embedded constellation's orbital
+//! geometry — contacts per station, time in shadow, ISL connectivity — and plans the embedded workload on it.
 
 use anyhow::Context;
 use clap::Args;
@@ -15,6 +14,8 @@ use std::collections::BTreeMap;
 const CONSTELLATION_TLE: &str = include_str!("../../testdata/orbit-calibration/satellites.tle");
 /// The embedded ground network: six stations from Svalbard to McMurdo.
 const STATIONS_JSON: &str = include_str!("../../testdata/orbit-calibration/stations.json");
+/// The embedded scenario: tenants and workload for the day.
+const SCENARIO_TOML: &str = include_str!("../../scenarios/demo.toml");
 
 /// Arguments of `odc demo`.
 #[derive(Args)]
@@ -113,5 +114,36 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         links.windows.len(),
         elapsed.as_secs_f64() * 1e3
     );
+
+    let mut config: odc_planner::scenario::ScenarioConfig =
+        toml::from_str(SCENARIO_TOML).context("embedded scenario")?;
+    config.start = odc_model::Instant::from_unix_seconds(span.start);
+    config.hours = args.hours;
+    let files = odc_planner::scenario::ScenarioFiles {
+        tle: Some(CONSTELLATION_TLE.to_owned()),
+        stations: Some(STATIONS_JSON.to_owned()),
+    };
+    let (snapshot, _) =
+        odc_planner::scenario::build(&config, &files).context("embedded scenario")?;
+    let begun = std::time::Instant::now();
+    let outcome = odc_planner::plan(&snapshot);
+    let s = &outcome.stats;
+    println!(
+        "plan: {} of {} jobs from {} tenants planned in {:.1} ms; {} passes booked, {} batches, {} routes over ISL",
+        s.planned,
+        snapshot.jobs.len(),
+        snapshot.tenants.len(),
+        begun.elapsed().as_secs_f64() * 1e3,
+        s.contacts_reserved,
+        outcome.plan.batches.len(),
+        s.isl_routes
+    );
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for r in outcome.left_out.values() {
+        *reasons.entry(r.to_string()).or_default() += 1;
+    }
+    for (reason, n) in reasons {
+        println!("  left out: {n} × {reason}");
+    }
     Ok(())
 }

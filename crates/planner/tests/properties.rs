@@ -143,3 +143,62 @@ fn plans_do_real_work_and_the_validator_catches_broken_ones() {
         "energy or overlap not caught"
     );
 }
+
+#[test]
+fn station_outages_and_cancellations_repair_cleanly() {
+    for seed in 0..20 {
+        let s = snapshot(
+            seed,
+            Size {
+                nodes: 3,
+                stations: 3,
+                tenants: 2,
+                jobs: 40,
+                hours: 12,
+            },
+        );
+        let mut planner = Planner::new(&s);
+        let first = planner.outcome();
+        let station = s.stations[0].id.clone();
+        let second = planner.apply(
+            &Change::StationDown(station.clone()),
+            odc_model::id::PlanId::from_u128(7),
+        );
+        assert!(
+            second.plan.contacts.iter().all(|c| c.station != station),
+            "seed {seed}: booked a station that is down"
+        );
+        let mut without = s.clone();
+        without.contacts.retain(|c| c.station != station);
+        without.previous = Some(first.plan.clone());
+        let bad = validator::violations(&without, &second);
+        assert!(bad.is_empty(), "seed {seed}: {bad:#?}");
+        assert_eq!(second.jobs.len() + second.left_out.len(), s.jobs.len());
+
+        let Some(&cancelled) = second.jobs.keys().next() else {
+            continue;
+        };
+        let third = planner.apply(
+            &Change::JobCancelled(cancelled),
+            odc_model::id::PlanId::from_u128(8),
+        );
+        assert!(!third.jobs.contains_key(&cancelled) && !third.left_out.contains_key(&cancelled));
+        assert!(
+            third
+                .plan
+                .batches
+                .iter()
+                .all(|b| !b.jobs.contains(&cancelled))
+        );
+        assert_eq!(third.plan.generation, second.plan.generation + 1);
+        let mut after = without.clone();
+        after.previous = Some(second.plan.clone());
+        let bad = validator::violations(&after, &third);
+        assert!(bad.is_empty(), "seed {seed}: {bad:#?}");
+        // Everything the cancelled job held is free again: its bytes are off every contact.
+        let bytes = |o: &odc_planner::PlanOutcome| {
+            o.plan.contacts.iter().map(|c| c.uplink_bytes).sum::<u64>()
+        };
+        assert!(bytes(&third) <= bytes(&second));
+    }
+}

@@ -47,8 +47,9 @@ fn unit(rng: &mut SplitMix64) -> f32 {
     (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32
 }
 
-/// A tile of this class, from a seed: band-major f32 reflectances with smooth texture, noise, and (for the
-/// confusable cases) partial cloud or haze.
+/// A tile of this class, from a seed: band-major f32 reflectances with smooth texture, noise, haze, and the
+/// confusions real scenes have — scattered cloud over a clear scene (under a third of it), thin cloud letting
+/// the ground show through, and land cover mixed with a minority of another cover.
 pub fn tile(class: Class, seed: u64) -> Vec<f32> {
     let mut rng = SplitMix64::new(seed ^ (class as u64).wrapping_mul(0x9E37_79B9));
     // Mean reflectance per band, with per-tile variation.
@@ -75,6 +76,28 @@ pub fn tile(class: Class, seed: u64) -> Vec<f32> {
             )
         })
         .collect();
+    // A minority cover mixed in (land classes), and cloud: scattered over clear scenes, thin over cloudy ones.
+    let minority: [f32; BANDS] = match class {
+        Class::Vegetation => [0.18, 0.24, 0.30, 0.36],
+        Class::Bare => [0.04, 0.08, 0.05, 0.45],
+        _ => base,
+    };
+    let minority_share = 0.35 * unit(&mut rng);
+    let cloud_cover = if class == Class::Cloud {
+        0.65 + 0.35 * unit(&mut rng)
+    } else {
+        0.3 * unit(&mut rng)
+    };
+    let cloud_opacity = if class == Class::Cloud {
+        0.55 + 0.45 * unit(&mut rng)
+    } else {
+        0.9
+    };
+    let (cx, cy, cr) = (
+        unit(&mut rng) * SIDE as f32,
+        unit(&mut rng) * SIDE as f32,
+        4.0 + 12.0 * unit(&mut rng),
+    );
     let mut out = vec![0.0f32; VALUES];
     for y in 0..SIDE {
         for x in 0..SIDE {
@@ -82,9 +105,24 @@ pub fn tile(class: Class, seed: u64) -> Vec<f32> {
                 .iter()
                 .map(|&(fx, fy, ph, a)| a * (fx * x as f32 + fy * y as f32 + ph).sin())
                 .sum();
+            // Cloud mask: a smooth field thresholded at the cover fraction.
+            let field = 0.5
+                + 0.25 * ((x as f32 - cx) / cr).sin() * ((y as f32 - cy) / cr).cos()
+                + 0.25 * (texture * 4.0).sin();
+            let clouded = class == Class::Cloud || field < cloud_cover;
+            let mixed = ((x as f32 * 0.21 + y as f32 * 0.13 + texture * 9.0).sin() * 0.5 + 0.5)
+                < minority_share;
             for b in 0..BANDS {
                 let noise = 0.03 * (unit(&mut rng) - 0.5);
-                let v = base[b] * gain + texture * (0.5 + base[b]) + haze + noise;
+                let ground_mean = if mixed { minority[b] } else { base[b] };
+                let mut v = ground_mean * gain + texture * (0.5 + ground_mean) + haze + noise;
+                if clouded && class != Class::Cloud {
+                    v = cloud_opacity * 0.75 + (1.0 - cloud_opacity) * v;
+                } else if class == Class::Cloud {
+                    // Thin cloud over some ground: the ground shows through.
+                    let ground = [0.10, 0.12, 0.12, 0.25][b];
+                    v = cloud_opacity * v + (1.0 - cloud_opacity) * ground;
+                }
                 out[b * SIDE * SIDE + y * SIDE + x] = v.clamp(0.0, 1.0);
             }
         }

@@ -1,4 +1,5 @@
-//! odc-link: how ground and flight talk. So far: commands that cannot be forged or replayed.
+//! odc-link: how ground and flight talk. So far: the session core (resumable, prioritised, exactly-once
+//! messages over intermittent contacts) and commands that cannot be forged or replayed.
 //!
 //! A command is accepted in the order CCSDS SDLS prescribes: **verify** the signature (ed25519 over the whole
 //! frame, domain-separated), **check** its sequence number against the anti-replay window, **persist** the
@@ -10,6 +11,7 @@
 
 pub mod command;
 pub mod replay;
+pub mod session;
 
 pub use command::{AuthError, CommandGate, FrameError, SignedCommand};
 pub use replay::{ReplayError, ReplayWindow};

@@ -244,6 +244,7 @@ struct NodeRt {
     budget: NodeBudget,
     busy_power_w: f64,
     contacts: Vec<usize>,
+    longest_contact: Duration,
     isl: Vec<usize>,
     batches: Vec<BatchState>,
     storage: Vec<f64>,
@@ -397,6 +398,7 @@ impl Planner {
                     budget,
                     busy_power_w: n.spec.accelerator.busy_power_w,
                     contacts: Vec::new(),
+                    longest_contact: Duration::ZERO,
                     isl: Vec::new(),
                     batches: Vec::new(),
                     storage: vec![n.storage_used_bytes as f64; slots + 1],
@@ -435,6 +437,7 @@ impl Planner {
                 .map(|r| r.downlink_bps)
                 .fold(0.0, f64::max);
             nodes[node].contacts.push(contacts.len());
+            nodes[node].longest_contact = nodes[node].longest_contact.max(end - start);
             contacts.push(ContactState {
                 id: ids.contact(s.now),
                 station,
@@ -803,40 +806,24 @@ impl Planner {
 
     /// The earliest direct uplink to node n of `bytes` available from `t`.
     fn direct_up(&self, n: usize, bytes: f64, t: Instant, by: Instant) -> Option<Leg> {
-        for &c in &self.nodes[n].contacts {
-            let k = &self.contacts[c];
-            if k.start >= by {
-                break;
-            }
-            if !k.usable || k.end <= t {
-                continue;
-            }
-            let cap = k.up_rate * (k.end - k.start).as_secs_f64();
-            if k.up_used + bytes > cap {
-                continue;
-            }
-            let arrive = after(k.start, k.up_used + bytes, k.up_rate).max(after(
-                t.max(k.start),
-                bytes,
-                k.up_rate,
-            ));
-            if arrive > k.end || self.antenna_free(c).is_none() {
-                continue;
-            }
-            return Some(Leg::Up {
-                contact: c,
-                bytes,
-                arrive,
-            });
-        }
-        None
+        self.direct(n, bytes, t, by, true)
     }
 
     /// The earliest direct downlink from node n of `bytes` ready at `t`.
     fn direct_down(&self, n: usize, bytes: f64, t: Instant, by: Instant) -> Option<Leg> {
-        let list = &self.nodes[n].contacts;
-        let first = list.partition_point(|&c| self.contacts[c].end <= t);
-        for &c in &list[first..] {
+        self.direct(n, bytes, t, by, false)
+    }
+
+    /// The earliest contact of node n, starting before `by`, that can carry `bytes` one way from `t`: room left,
+    /// an antenna free, and the transfer done by the pass's end (behind what the pass already carries).
+    fn direct(&self, n: usize, bytes: f64, t: Instant, by: Instant, up: bool) -> Option<Leg> {
+        let node = &self.nodes[n];
+        // Contacts are sorted by start; none lasts longer than the node's longest, so those starting before
+        // t − longest have ended.
+        let first = node
+            .contacts
+            .partition_point(|&c| self.contacts[c].start + node.longest_contact <= t);
+        for &c in &node.contacts[first..] {
             let k = &self.contacts[c];
             if k.start >= by {
                 break;
@@ -844,22 +831,30 @@ impl Planner {
             if !k.usable || k.end <= t {
                 continue;
             }
-            let cap = k.down_rate * (k.end - k.start).as_secs_f64();
-            if k.down_used + bytes > cap {
+            let (rate, used) = if up {
+                (k.up_rate, k.up_used)
+            } else {
+                (k.down_rate, k.down_used)
+            };
+            if used + bytes > rate * (k.end - k.start).as_secs_f64() {
                 continue;
             }
-            let arrive = after(k.start, k.down_used + bytes, k.down_rate).max(after(
-                t.max(k.start),
-                bytes,
-                k.down_rate,
-            ));
+            let arrive = after(k.start, used + bytes, rate).max(after(t.max(k.start), bytes, rate));
             if arrive > k.end || self.antenna_free(c).is_none() {
                 continue;
             }
-            return Some(Leg::Down {
-                contact: c,
-                bytes,
-                arrive,
+            return Some(if up {
+                Leg::Up {
+                    contact: c,
+                    bytes,
+                    arrive,
+                }
+            } else {
+                Leg::Down {
+                    contact: c,
+                    bytes,
+                    arrive,
+                }
             });
         }
         None

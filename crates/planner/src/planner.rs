@@ -334,6 +334,7 @@ pub struct Planner {
     previous_node: BTreeMap<JobId, NodeId>,
     order: Vec<JobId>,
     up_cursor: Vec<usize>,
+    up_key: Vec<Option<Instant>>,
     hosts_by_model: BTreeMap<ModelId, Vec<usize>>,
     bookings: BTreeMap<JobId, Booking>,
     left_out: BTreeMap<JobId, LeftOutReason>,
@@ -556,6 +557,7 @@ impl Planner {
             previous_node,
             order: Vec::new(),
             up_cursor: vec![0; s.nodes.len()],
+            up_key: vec![None; s.nodes.len()],
             hosts_by_model: BTreeMap::new(),
             bookings: BTreeMap::new(),
             left_out: BTreeMap::new(),
@@ -565,6 +567,9 @@ impl Planner {
             for m in n.models.keys() {
                 planner.hosts_by_model.entry(m.clone()).or_default().push(i);
             }
+        }
+        for n in 0..planner.nodes.len() {
+            planner.refresh_key(n);
         }
         let order = planner.order_jobs();
         for id in &order {
@@ -735,41 +740,9 @@ impl Planner {
 
     /// The hosts with the earliest uplink opportunity, plus the job's previous node.
     fn candidates(&mut self, job: &Job, hosts: &[usize]) -> Vec<usize> {
-        let bytes = job.spec.input.size_bytes as f64;
-        // Skip, once and for all, contacts that are gone or full: capacity only shrinks while planning (a
-        // release resets the cursor).
-        for &n in hosts {
-            let list = &self.nodes[n].contacts;
-            let mut i = self.up_cursor[n];
-            while let Some(&c) = list.get(i) {
-                let k = &self.contacts[c];
-                if k.usable
-                    && k.up_used + MIN_JOB_BYTES <= k.up_rate * (k.end - k.start).as_secs_f64()
-                {
-                    break;
-                }
-                i += 1;
-            }
-            self.up_cursor[n] = i;
-        }
         let mut keyed: Vec<(Instant, usize)> = hosts
             .iter()
-            .filter_map(|&n| {
-                let first = self.nodes[n].contacts[self.up_cursor[n]..]
-                    .iter()
-                    .take(64)
-                    .find(|&&c| {
-                        let c = &self.contacts[c];
-                        c.usable && c.up_used + bytes <= c.up_rate * (c.end - c.start).as_secs_f64()
-                    })?;
-                // A node whose accelerator is booked far ahead is a worse bet than its next contact suggests.
-                let backlog = self.nodes[n]
-                    .batches
-                    .last()
-                    .map(|b| b.end)
-                    .unwrap_or(self.now);
-                Some((self.contacts[*first].start.max(backlog), n))
-            })
+            .filter_map(|&n| self.up_key[n].map(|key| (key, n)))
             .collect();
         let k = self.options.candidates.max(1).min(keyed.len());
         if k > 0 && k < keyed.len() {
@@ -784,6 +757,45 @@ impl Planner {
         {
             out.push(n);
         }
+        out
+    }
+
+    /// Recomputes node n's uplink cursor (first contact with any room left) and its candidate key: that
+    /// contact's start, or the end of the node's accelerator backlog if later (a node booked far ahead is a worse
+    /// bet than its next contact suggests). Called whenever the node's contacts or batches change.
+    fn refresh_key(&mut self, n: usize) {
+        let list = &self.nodes[n].contacts;
+        let mut i = self.up_cursor[n];
+        while let Some(&c) = list.get(i) {
+            let k = &self.contacts[c];
+            if k.usable && k.up_used + MIN_JOB_BYTES <= k.up_rate * (k.end - k.start).as_secs_f64()
+            {
+                break;
+            }
+            i += 1;
+        }
+        self.up_cursor[n] = i;
+        let backlog = self.nodes[n]
+            .batches
+            .last()
+            .map(|b| b.end)
+            .unwrap_or(self.now);
+        self.up_key[n] = match list.get(i) {
+            Some(&c) if self.nodes[n].alive => Some(self.contacts[c].start.max(backlog)),
+            _ => None,
+        };
+    }
+
+    /// Nodes whose uplink opportunities or accelerator a booking touches.
+    fn touched_nodes(&self, b: &Booking) -> Vec<usize> {
+        let mut out = vec![b.node];
+        for l in b.up.iter().chain(b.down.iter()) {
+            if let Leg::Up { contact, .. } | Leg::Down { contact, .. } = *l {
+                out.push(self.contacts[contact].node);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
         out
     }
 
@@ -1238,6 +1250,9 @@ impl Planner {
             t.granted_s += c.booking.usage.accelerator_s;
         }
         self.left_out.remove(&id);
+        for n in self.touched_nodes(&c.booking) {
+            self.refresh_key(n);
+        }
         self.bookings.insert(id, c.booking);
     }
 
@@ -1285,6 +1300,9 @@ impl Planner {
             t.used.uplink_bytes = t.used.uplink_bytes.saturating_sub(u.uplink_bytes);
             t.used.downlink_bytes = t.used.downlink_bytes.saturating_sub(u.downlink_bytes);
             t.granted_s -= u.accelerator_s;
+        }
+        for n in self.touched_nodes(&b) {
+            self.refresh_key(n);
         }
     }
 
@@ -1364,8 +1382,12 @@ impl Planner {
         for id in &affected {
             self.release(*id);
         }
-        // Free antenna reservations no booking uses any more.
+        // Free antenna reservations no booking uses any more, and re-rank every node (contacts may have gone).
         self.prune_reservations();
+        for n in 0..self.nodes.len() {
+            self.up_cursor[n] = 0;
+            self.refresh_key(n);
+        }
         let lost_node = matches!(change, Change::NodeLost(_));
         for id in self.order.clone() {
             if affected.contains(&id) {

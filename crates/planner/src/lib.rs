@@ -20,10 +20,22 @@ pub mod scenario;
 mod snapshot;
 pub mod synthetic;
 
-pub use planner::{Change, JobPlan, LeftOutReason, PlanOutcome, PlanStats, Planner};
+pub use planner::{Change, JobOrder, JobPlan, LeftOutReason, PlanOutcome, PlanStats, Planner};
 pub use snapshot::{ContactWindow, IslWindow, NodeInput, PlannerOptions, Snapshot, TenantInput};
 
-/// Plans from scratch.
+/// Plans from scratch. Small snapshots are planned in two orders and the better plan kept (see
+/// [`PlannerOptions::portfolio_max_jobs`]).
 pub fn plan(snapshot: &Snapshot) -> PlanOutcome {
-    Planner::new(snapshot).outcome()
+    let by_value = Planner::new(snapshot).outcome();
+    if snapshot.options.first_come_first_served
+        || snapshot.jobs.len() > snapshot.options.portfolio_max_jobs
+    {
+        return by_value;
+    }
+    let by_deadline = Planner::with_order(snapshot, JobOrder::Deadline).outcome();
+    if by_deadline.stats.weighted_delivered > by_value.stats.weighted_delivered + 1e-9 {
+        by_deadline
+    } else {
+        by_value
+    }
 }

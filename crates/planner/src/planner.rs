@@ -315,6 +315,15 @@ struct Candidate {
     busy: (Instant, Instant),
 }
 
+/// The order in which jobs are placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobOrder {
+    /// Priority, then weighted fair share, then deadline: the default.
+    Value,
+    /// Earliest deadline first: better when deadlines, not priorities, decide what fits.
+    Deadline,
+}
+
 /// The planner's state: every resource and what is booked on it. Made from a snapshot; repaired by [`Change`]s.
 #[derive(Debug, Clone)]
 pub struct Planner {
@@ -339,6 +348,7 @@ pub struct Planner {
     bookings: BTreeMap<JobId, Booking>,
     left_out: BTreeMap<JobId, LeftOutReason>,
     budget_step_ms: i64,
+    job_order: JobOrder,
 }
 
 /// ISL windows examined per route search: enough to find the neighbour that sees a station first, bounded so
@@ -360,8 +370,13 @@ fn after(t: Instant, bytes: f64, rate: f64) -> Instant {
 }
 
 impl Planner {
-    /// Builds the state and places every job of the snapshot.
+    /// Builds the state and places every job of the snapshot, most valuable first.
     pub fn new(s: &Snapshot) -> Planner {
+        Self::with_order(s, JobOrder::Value)
+    }
+
+    /// Builds the state and places every job in the given order.
+    pub fn with_order(s: &Snapshot, order: JobOrder) -> Planner {
         let node_index: BTreeMap<&NodeId, usize> = s
             .nodes
             .iter()
@@ -562,6 +577,7 @@ impl Planner {
             bookings: BTreeMap::new(),
             left_out: BTreeMap::new(),
             budget_step_ms: s.options.budget_step_s.max(1) * 1000,
+            job_order: order,
         };
         for (i, n) in planner.nodes.iter().enumerate() {
             for m in n.models.keys() {
@@ -582,6 +598,25 @@ impl Planner {
     /// Jobs to plan, most valuable first: those already on a node, then by priority, weighted fair share,
     /// deadline and id.
     fn order_jobs(&self) -> Vec<JobId> {
+        if self.options.first_come_first_served || self.job_order == JobOrder::Deadline {
+            // Jobs already on a node first, then the rest by arrival (the baseline) or by deadline.
+            let mut all: Vec<&Job> = self
+                .jobs
+                .values()
+                .filter(|j| matches!(j.state.rank(), Some(1..=6)))
+                .collect();
+            let by_arrival = self.options.first_come_first_served;
+            all.sort_by_key(|j| {
+                let on_board = j.state.rank().is_some_and(|r| r >= 3);
+                let key = if by_arrival {
+                    j.submitted_at
+                } else {
+                    j.spec.deadline
+                };
+                (!on_board, key, std::cmp::Reverse(j.spec.priority), j.id)
+            });
+            return all.into_iter().map(|j| j.id).collect();
+        }
         let mut fixed = Vec::new();
         let mut per_tenant: BTreeMap<TenantId, Vec<&Job>> = BTreeMap::new();
         for job in self.jobs.values() {
@@ -797,6 +832,47 @@ impl Planner {
         out.sort_unstable();
         out.dedup();
         out
+    }
+
+    /// Whether every pass the legs need and nobody holds yet can be booked together: an uplink and a downlink
+    /// may each find an antenna free on their own yet collide with each other at a one-antenna station.
+    fn can_reserve_all<'l>(&self, legs: impl Iterator<Item = &'l Leg>) -> bool {
+        let mut pending: Vec<usize> = legs
+            .filter_map(|l| match *l {
+                Leg::Up { contact, .. } | Leg::Down { contact, .. }
+                    if self.contacts[contact].antenna.is_none() =>
+                {
+                    Some(contact)
+                }
+                _ => None,
+            })
+            .collect();
+        pending.sort_unstable();
+        pending.dedup();
+        if pending.len() < 2 {
+            return true;
+        }
+        let mut trial: BTreeMap<usize, Vec<Vec<(Instant, Instant)>>> = BTreeMap::new();
+        for c in pending {
+            let k = &self.contacts[c];
+            let st = &self.stations[k.station];
+            let antennas = trial
+                .entry(k.station)
+                .or_insert_with(|| st.antennas.clone());
+            let free = antennas.iter().position(|booked| {
+                let i = booked.partition_point(|&(_, e)| e + st.setup <= k.start);
+                booked.get(i).is_none_or(|&(s, _)| s >= k.end + st.setup)
+            });
+            match free {
+                Some(a) => {
+                    let list = &mut antennas[a];
+                    let at = list.partition_point(|&(s, _)| s < k.start);
+                    list.insert(at, (k.start, k.end));
+                }
+                None => return false,
+            }
+        }
+        true
     }
 
     fn antenna_free(&self, c: usize) -> Option<u32> {
@@ -1059,7 +1135,7 @@ impl Planner {
                 continue;
             };
             let delivered = down.last().map(Self::leg_arrival).unwrap_or(done);
-            if delivered > deadline {
+            if delivered > deadline || !self.can_reserve_all(up.iter().chain(down.iter())) {
                 continue;
             }
             // Storage: the input from arrival until the run ends, the result until it leaves the node.

@@ -74,6 +74,9 @@ pub struct PlannerOptions {
     /// First come, first served: jobs in submission order, each on the first node that can take it. The
     /// baseline the planner's quality is compared with; not for operations.
     pub first_come_first_served: bool,
+    /// Snapshots with at most this many jobs are planned twice — by value and by earliest deadline — and the
+    /// plan delivering more priority-weighted work is kept (ties keep the value order). Larger ones once.
+    pub portfolio_max_jobs: usize,
 }
 
 impl Default for PlannerOptions {
@@ -84,6 +87,7 @@ impl Default for PlannerOptions {
             max_batch_s: 900.0,
             use_isl: true,
             first_come_first_served: false,
+            portfolio_max_jobs: 2_000,
         }
     }
 }

@@ -11,7 +11,9 @@
 //! ISL hop to the neighbour that sees a station first, as contact-graph routing does). It keeps the candidate that
 //! delivers first, preferring the previous node when it still meets the deadline (little churn). Contacts are
 //! reserved on first use, so urgent data claims the passes; an antenna holds one pass at a time with its set-up
-//! time between passes. A job that fits nowhere is left out with a reason its tenant can read.
+//! time between passes. A job that fits nowhere is left out with a reason its tenant can read. Small snapshots
+//! are also planned earliest-deadline-first and the better of the two plans is kept: when deadlines rather than
+//! priorities decide what fits, that order wins.
 //!
 //! **Invariant:** no IO, no clock, no randomness: ids come from the snapshot's plan id and seed.
 

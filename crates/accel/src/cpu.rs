@@ -3,12 +3,11 @@
 
 use crate::model::TileClassifier;
 use crate::{
-    AccelError, Accelerator, Batch, BatchResult, Capabilities, DType, JobOutput, ModelArtifact,
-    ModelInfo, TensorSpec, check_batch, model,
+    AccelError, Accelerator, Batch, BatchResult, Capabilities, JobOutput, ModelArtifact, ModelInfo,
+    check_batch, model,
 };
 use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;
-use odc_model::job::Digest;
 use std::time::{Duration, Instant};
 
 /// Inputs run per step; the budget is checked between steps.
@@ -64,14 +63,7 @@ impl Accelerator for CandleBackend {
     }
 
     fn load(&mut self, artifact: &ModelArtifact) -> Result<(), AccelError> {
-        let actual = Digest::of(&artifact.bytes);
-        if actual != artifact.digest {
-            return Err(AccelError::DigestMismatch {
-                model: artifact.id.clone(),
-                expected: artifact.digest,
-                actual,
-            });
-        }
+        let info = artifact.verify()?;
         if artifact.id.as_str() != model::TILE_CLASSIFIER {
             return Err(AccelError::Backend(format!(
                 "no network definition for model {}",
@@ -85,18 +77,6 @@ impl Accelerator for CandleBackend {
         )
         .map_err(|e| AccelError::Backend(e.to_string()))?;
         let net = TileClassifier::new(vb).map_err(|e| AccelError::Backend(e.to_string()))?;
-        let info = ModelInfo {
-            id: artifact.id.clone(),
-            digest: actual,
-            input: TensorSpec {
-                dtype: DType::F32,
-                shape: vec![4, 64, 64],
-            },
-            output: TensorSpec {
-                dtype: DType::F32,
-                shape: vec![4],
-            },
-        };
         self.loaded = Some((info, net));
         Ok(())
     }

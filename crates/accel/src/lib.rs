@@ -78,6 +78,31 @@ pub struct ModelArtifact {
 }
 
 impl ModelArtifact {
+    /// Checks the weights against the digest asked for and describes the model they hold (the tile
+    /// classifier's shapes: every model odc ships takes 4×64×64 tiles and gives 4 class probabilities).
+    pub fn verify(&self) -> Result<ModelInfo, AccelError> {
+        let actual = Digest::of(&self.bytes);
+        if actual != self.digest {
+            return Err(AccelError::DigestMismatch {
+                model: self.id.clone(),
+                expected: self.digest,
+                actual,
+            });
+        }
+        Ok(ModelInfo {
+            id: self.id.clone(),
+            digest: actual,
+            input: TensorSpec {
+                dtype: DType::F32,
+                shape: vec![4, 64, 64],
+            },
+            output: TensorSpec {
+                dtype: DType::F32,
+                shape: vec![4],
+            },
+        })
+    }
+
     /// The built-in tile classifier with its shipped weights.
     pub fn tile_classifier() -> ModelArtifact {
         ModelArtifact {

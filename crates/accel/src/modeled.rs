@@ -3,8 +3,8 @@
 //! deterministic function of the input (a probability-like vector derived from its digest), not inference.
 
 use crate::{
-    AccelError, Accelerator, Batch, BatchResult, Capabilities, DType, JobOutput, ModelArtifact,
-    ModelInfo, TensorSpec, check_batch,
+    AccelError, Accelerator, Batch, BatchResult, Capabilities, JobOutput, ModelArtifact, ModelInfo,
+    check_batch,
 };
 use odc_model::job::Digest;
 use odc_model::spec::AcceleratorSpec;
@@ -41,26 +41,7 @@ impl Accelerator for ModeledBackend {
     }
 
     fn load(&mut self, artifact: &ModelArtifact) -> Result<(), AccelError> {
-        let actual = Digest::of(&artifact.bytes);
-        if actual != artifact.digest {
-            return Err(AccelError::DigestMismatch {
-                model: artifact.id.clone(),
-                expected: artifact.digest,
-                actual,
-            });
-        }
-        let info = ModelInfo {
-            id: artifact.id.clone(),
-            digest: actual,
-            input: TensorSpec {
-                dtype: DType::F32,
-                shape: vec![4, 64, 64],
-            },
-            output: TensorSpec {
-                dtype: DType::F32,
-                shape: vec![4],
-            },
-        };
+        let info = artifact.verify()?;
         self.loaded.insert(artifact.id.clone(), info);
         Ok(())
     }

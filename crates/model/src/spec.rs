@@ -21,6 +21,25 @@ pub struct SpecError {
     pub problem: &'static str,
 }
 
+/// A check of one figure: `check(field, value, ok, problem)` fails with a [`SpecError`] naming `owner` when the
+/// condition is false or the value is not finite.
+fn checker(
+    owner: String,
+) -> impl Fn(&'static str, f64, bool, &'static str) -> Result<(), SpecError> {
+    move |field, value, ok, problem| {
+        if ok && value.is_finite() {
+            Ok(())
+        } else {
+            Err(SpecError {
+                owner: owner.clone(),
+                field,
+                value,
+                problem,
+            })
+        }
+    }
+}
+
 /// Kind of accelerator on a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -218,19 +237,7 @@ impl NodeSpec {
 
     /// Checks every figure is physical; the first problem found is returned.
     pub fn validate(&self) -> Result<(), SpecError> {
-        let owner = || format!("node {}", self.id);
-        let check = |field: &'static str, value: f64, ok: bool, problem: &'static str| {
-            if ok && value.is_finite() {
-                Ok(())
-            } else {
-                Err(SpecError {
-                    owner: owner(),
-                    field,
-                    value,
-                    problem,
-                })
-            }
-        };
+        let check = checker(format!("node {}", self.id));
         let a = &self.accelerator;
         check(
             "accelerator.idle_power_w",
@@ -418,19 +425,7 @@ impl StationSpec {
 
     /// Checks every figure is physical.
     pub fn validate(&self) -> Result<(), SpecError> {
-        let owner = || format!("station {}", self.id);
-        let check = |field: &'static str, value: f64, ok: bool, problem: &'static str| {
-            if ok && value.is_finite() {
-                Ok(())
-            } else {
-                Err(SpecError {
-                    owner: owner(),
-                    field,
-                    value,
-                    problem,
-                })
-            }
-        };
+        let check = checker(format!("station {}", self.id));
         check(
             "lat_deg",
             self.lat_deg,

@@ -15,13 +15,8 @@ fn main() {
     let artifact = ModelArtifact::tile_classifier();
     let mut backend = CandleBackend::cpu(5.0, 25.0);
     backend.load(&artifact).expect("loads");
-    let vb = candle_nn::VarBuilder::from_buffered_safetensors(
-        artifact.bytes.clone(),
-        candle_core::DType::F32,
-        &candle_core::Device::Cpu,
-    )
-    .expect("weights");
-    let net = TileClassifier::new(vb).expect("network");
+    let net = TileClassifier::from_safetensors(artifact.bytes.clone(), &candle_core::Device::Cpu)
+        .expect("network");
     let mut ids = IdGenerator::seeded(1);
     let tenant = ids.tenant(Instant::from_unix_ms(0));
     println!(

@@ -7,7 +7,6 @@ use crate::{
     check_batch, model,
 };
 use candle_core::{Device, Tensor};
-use candle_nn::VarBuilder;
 use std::time::{Duration, Instant};
 
 /// Inputs run per step; the budget is checked between steps.
@@ -70,13 +69,8 @@ impl Accelerator for CandleBackend {
                 artifact.id
             )));
         }
-        let vb = VarBuilder::from_buffered_safetensors(
-            artifact.bytes.clone(),
-            candle_core::DType::F32,
-            &self.device,
-        )
-        .map_err(|e| AccelError::Backend(e.to_string()))?;
-        let net = TileClassifier::new(vb).map_err(|e| AccelError::Backend(e.to_string()))?;
+        let net = TileClassifier::from_safetensors(artifact.bytes.clone(), &self.device)
+            .map_err(|e| AccelError::Backend(e.to_string()))?;
         self.loaded = Some((info, net));
         Ok(())
     }

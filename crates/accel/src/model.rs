@@ -32,6 +32,15 @@ impl TileClassifier {
         })
     }
 
+    /// The network with weights from safetensors bytes, on a device.
+    pub fn from_safetensors(bytes: Vec<u8>, device: &candle_core::Device) -> Result<Self> {
+        Self::new(VarBuilder::from_buffered_safetensors(
+            bytes,
+            candle_core::DType::F32,
+            device,
+        )?)
+    }
+
     /// Logits `[n, 4]` of tiles `[n, 4, 64, 64]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.conv1.forward(x)?.relu()?.max_pool2d(4)?;

@@ -129,13 +129,8 @@ fn conformance(
 #[test]
 fn cpu_backend_conforms() {
     let artifact = ModelArtifact::tile_classifier();
-    let vb = candle_nn::VarBuilder::from_buffered_safetensors(
-        artifact.bytes.clone(),
-        candle_core::DType::F32,
-        &candle_core::Device::Cpu,
-    )
-    .expect("weights");
-    let net = TileClassifier::new(vb).expect("network");
+    let net = TileClassifier::from_safetensors(artifact.bytes.clone(), &candle_core::Device::Cpu)
+        .expect("network");
     let reference = move |data: &[u8]| {
         direct_forward(&net, &f32s(data), 1)
             .expect("forward")

@@ -377,7 +377,8 @@ impl Planner {
 
     /// Builds the state and places every job in the given order.
     pub fn with_order(s: &Snapshot, order: JobOrder) -> Planner {
-        let node_index: BTreeMap<&NodeId, usize> = s
+        // Names resolved once through a hash map: a dense fleet has millions of windows to index.
+        let node_index: std::collections::HashMap<&NodeId, usize> = s
             .nodes
             .iter()
             .enumerate()
@@ -424,8 +425,6 @@ impl Planner {
             })
             .collect();
         let mut contacts = Vec::new();
-        let fast_nodes: std::collections::HashMap<&NodeId, usize> =
-            node_index.iter().map(|(k, v)| (*k, *v)).collect();
         let mut windows: Vec<(Instant, Instant, usize, usize)> = s
             .contacts
             .iter()
@@ -434,7 +433,7 @@ impl Planner {
                     w.start,
                     w.end,
                     *station_index.get(&w.station)?,
-                    *fast_nodes.get(&w.node)?,
+                    *node_index.get(&w.node)?,
                 ))
             })
             .collect();
@@ -470,9 +469,6 @@ impl Planner {
         }
         let mut isl = Vec::new();
         if s.options.use_isl {
-            // Resolve names once (a hash map: a dense fleet has millions of windows), then sort on integers.
-            let fast_index: std::collections::HashMap<&NodeId, usize> =
-                node_index.iter().map(|(k, v)| (*k, *v)).collect();
             let mut windows: Vec<(Instant, Instant, usize, usize)> = s
                 .isl
                 .iter()
@@ -480,8 +476,8 @@ impl Planner {
                     Some((
                         w.start,
                         w.end,
-                        *fast_index.get(&w.a)?,
-                        *fast_index.get(&w.b)?,
+                        *node_index.get(&w.a)?,
+                        *node_index.get(&w.b)?,
                     ))
                 })
                 .collect();

@@ -27,6 +27,8 @@ enum Command {
     Isl(cmd::ephemeris::IslArgs),
     /// Plan a scenario (TOML): contacts, batches and routes; prints a summary and writes the plan as JSON.
     Plan(cmd::plan::PlanArgs),
+    /// Certificates for the links: `pki init` creates the constellation CA, `pki issue --node N` a node's credentials.
+    Pki(cmd::pki::PkiArgs),
     /// State vectors of one satellite: TEME, Earth-fixed, geodetic, and look angles from a station.
     Propagate(cmd::ephemeris::PropagateArgs),
 }
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Isl(args) => cmd::ephemeris::isl(args),
         Command::Propagate(args) => cmd::ephemeris::propagate(args),
         Command::Plan(args) => cmd::plan::run(args),
+        Command::Pki(args) => cmd::pki::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -408,3 +408,47 @@ fn plan_command_writes_a_plan_and_refuses_bad_scenarios() {
     assert!(!run.status.success());
     assert!(stderr(&run).contains("sede"), "{}", stderr(&run));
 }
+
+#[test]
+fn pki_creates_an_authority_and_node_credentials_with_private_keys_owner_only() {
+    let dir = std::env::temp_dir().join(format!("odc-cli-pki-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_string_lossy().to_string();
+    let out = odc(&["pki", "init", "--dir", &d, "--name", "test"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = odc(&["pki", "issue", "--dir", &d, "--node", "sat-7"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sat-7.node.odc"));
+    for f in ["ca.pem", "ca.key", "node-sat-7.pem", "node-sat-7.key"] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    #[cfg(unix)]
+    for f in ["ca.key", "node-sat-7.key"] {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.join(f))
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0);
+        assert_eq!(mode, 0o600, "{f}");
+    }
+    // Issuing again refuses to overwrite; a bad id and a missing authority are named.
+    let out = odc(&["pki", "issue", "--dir", &d, "--node", "sat-7"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("already exists"),
+        "{}",
+        stderr(&out)
+    );
+    let out = odc(&["pki", "issue", "--dir", &d, "--node", "bad id"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("not a valid identity"),
+        "{}",
+        stderr(&out)
+    );
+    let missing = dir.join("nowhere").to_string_lossy().to_string();
+    let out = odc(&["pki", "issue", "--dir", &missing, "--station", "sv1"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("odc pki init"),
+        "{}",
+        stderr(&out)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,4 +2,5 @@
 
 pub mod demo;
 pub mod ephemeris;
+pub mod pki;
 pub mod plan;

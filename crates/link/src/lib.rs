@@ -1,5 +1,6 @@
-//! odc-link: how ground and flight talk. So far: the session core (resumable, prioritised, exactly-once
-//! messages over intermittent contacts) and commands that cannot be forged or replayed.
+//! odc-link: how ground and flight talk: the session core (resumable, prioritised, exactly-once messages over
+//! intermittent contacts), commands that cannot be forged or replayed, the constellation PKI, and the QUIC shell
+//! that carries a session over a contact with mutual TLS.
 //!
 //! A command is accepted in the order CCSDS SDLS prescribes: **verify** the signature (ed25519 over the whole
 //! frame, domain-separated), **check** its sequence number against the anti-replay window, **persist** the
@@ -7,11 +8,16 @@
 //! window that could not be persisted executes nothing, so a crash between the steps can never let a replay
 //! through.
 //!
-//! **Invariant:** no IO and no clock here: persistence is a function the caller hands in.
+//! **Invariant:** `session`, `command` and `replay` do no IO and read no clock (persistence is a function the caller
+//! hands in); only `quic` and `pki` touch sockets and files.
 
 pub mod command;
+pub mod pki;
+pub mod quic;
 pub mod replay;
 pub mod session;
 
 pub use command::{AuthError, CommandGate, FrameError, SignedCommand};
+pub use pki::{Authority, Credentials, Identity, PkiError, Role};
+pub use quic::{ContactEnd, Link, LinkConfig, LinkError};
 pub use replay::{ReplayError, ReplayWindow};

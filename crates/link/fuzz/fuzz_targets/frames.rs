@@ -16,8 +16,17 @@ fuzz_target!(|data: &[u8]| {
         let _ = session.handle_frame(frame);
         let _ = session.poll_transmit(0);
     }
-    while let Some(event) = session.poll_event() {
-        // Only a frame carrying a chunk whose SHA-256 matches can complete a message; random bytes cannot.
+    // The same bytes as a QUIC stream: length-prefixed frames, arriving in uneven pieces.
+    let mut stream_session = Session::new(config);
+    stream_session.handle_contact(true);
+    let mut decoder = odc_link::quic::FrameDecoder::default();
+    for piece in data.chunks(7) {
+        if decoder.push(&mut stream_session, bytes::Bytes::copy_from_slice(piece)).is_err() {
+            break;
+        }
+    }
+    while let Some(event) = session.poll_event().or_else(|| stream_session.poll_event()) {
+        // Only a frame carrying a chunk whose digest matches can complete a message; random bytes cannot.
         if let odc_link::session::Event::Delivered { payload, .. } = event {
             assert!(payload.len() <= 4096);
         }

@@ -1,6 +1,7 @@
 //! Subcommands.
 
-pub mod demo;
 pub mod ephemeris;
+pub mod overview;
 pub mod pki;
 pub mod plan;
+pub mod twin;

@@ -27,4 +27,4 @@ pub use spec::{NodeSpec, StationSpec};
 pub use telemetry::NodeTelemetry;
 pub use tenant::{Quota, Tenant, Usage, UsageRecord};
 pub use time::{Clock, Duration, Instant, SimClock, WallClock};
-pub use wire::{Envelope, Message, PROTOCOL, ProtocolVersion, Sender, WireError};
+pub use wire::{Envelope, Message, PROTOCOL, ProtocolVersion, Sender, TrafficClass, WireError};

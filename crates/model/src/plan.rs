@@ -192,7 +192,13 @@ impl Plan {
                 .cloned()
                 .collect(),
             routes: self.routes.iter().filter(through).cloned().collect(),
-            ..self.clone()
+            // Field by field: `..self.clone()` would copy the whole fleet's lists first.
+            id: self.id,
+            parent: self.parent,
+            generation: self.generation,
+            created_at: self.created_at,
+            horizon_start: self.horizon_start,
+            horizon_end: self.horizon_end,
         }
     }
 

@@ -581,3 +581,28 @@ mod tests {
         ));
     }
 }
+
+/// Which queue a message waits in on a link: control first, then telemetry, then bulk data by priority. Not on the
+/// wire itself: the link's session carries it as its own priority class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TrafficClass {
+    /// Plans, receipts, cancellations, job events.
+    Control,
+    /// Health and load.
+    Telemetry,
+    /// Inputs and results, by job priority (0–9, 9 first).
+    Bulk(u8),
+}
+
+impl Message {
+    /// The class a message travels in.
+    pub fn class(&self) -> TrafficClass {
+        match self {
+            Message::InputChunk(_) | Message::ResultChunk(_) | Message::Relay(_) => {
+                TrafficClass::Bulk(5)
+            }
+            Message::Telemetry(_) => TrafficClass::Telemetry,
+            _ => TrafficClass::Control,
+        }
+    }
+}

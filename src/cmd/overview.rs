@@ -1,5 +1,5 @@
-//! `odc demo`: the main job on embedded defaults. It lays out a day of the embedded constellation's orbital
-//! geometry — contacts per station, time in shadow, ISL connectivity — and plans the embedded workload on it.
+//! `odc overview`: a day of the embedded calibration constellation's orbital geometry — contacts per station, time
+//! in shadow, ISL connectivity — and a plan of the embedded workload on it.
 
 use anyhow::Context;
 use clap::Args;
@@ -17,9 +17,9 @@ const STATIONS_JSON: &str = include_str!("../../testdata/orbit-calibration/stati
 /// The embedded scenario: tenants and workload for the day.
 const SCENARIO_TOML: &str = include_str!("../../scenarios/demo.toml");
 
-/// Arguments of `odc demo`.
+/// Arguments of `odc overview`.
 #[derive(Args)]
-pub struct DemoArgs {
+pub struct OverviewArgs {
     /// Start of the simulated day, RFC 3339.
     #[arg(long, default_value = "2026-06-20T00:00:00Z")]
     start: String,
@@ -28,8 +28,8 @@ pub struct DemoArgs {
     hours: f64,
 }
 
-/// `odc demo`.
-pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+/// `odc overview`.
+pub fn run(args: OverviewArgs) -> anyhow::Result<()> {
     let catalog = Catalog::parse_tle(CONSTELLATION_TLE).context("embedded constellation")?;
     let stations = Station::parse_list(STATIONS_JSON).context("embedded stations")?;
     let start =
@@ -48,7 +48,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let elapsed = begun.elapsed();
 
     println!(
-        "odc demo: {} satellites, {} stations, {} → {}",
+        "odc overview: {} satellites, {} stations, {} → {}",
         catalog.satellites.len(),
         stations.len(),
         format_ms(span.start),

@@ -1,0 +1,719 @@
+//! The flight core: everything a node decides, with no IO and no clock of its own.
+//!
+//! Fed: messages from the ground ([`FlightCore::handle_message`]), contact changes, sensor readings
+//! ([`FlightCore::tick`]) and finished batches ([`FlightCore::batch_done`]). Gives back: messages to send
+//! ([`FlightCore::poll_outgoing`]), batches to run ([`FlightCore::poll_action`]) and when it next wants to be woken
+//! ([`FlightCore::poll_timeout`]).
+//!
+//! **Durability.** Everything in [`Durable`] is what a daemon commits before it acknowledges anything: a node that
+//! restarts is rebuilt from it ([`FlightCore::recover`]) with a new incarnation; a batch that was running goes back
+//! to the queue. Every job is keyed by id and every report is idempotent, so the ground may resend and the node
+//! may report again: nothing runs twice and nothing is lost.
+
+use crate::governor::{Governor, GovernorAction, GovernorConfig, Verdict};
+use odc_model::id::{JobId, ModelId, NodeId, TenantId};
+use odc_model::job::{BlobRef, FailureReason, JobEvent, JobSpec};
+use odc_model::plan::{Plan, PlanGate};
+use odc_model::spec::NodeSpec;
+use odc_model::telemetry::NodeTelemetry;
+use odc_model::time::{Duration, Instant};
+use odc_model::wire::{Envelope, Hello, JobUpdate, JobUpdates, Message, ResultChunk, Sender};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Where a job is on this node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FlightJobState {
+    /// Input held, waiting for its slot.
+    Queued,
+    /// On the accelerator (never persisted as such: a restart puts it back in the queue).
+    Running,
+    /// Result held, waiting for the ground's receipt.
+    Done,
+    /// Failed here; waiting for the ground's receipt of the failure.
+    Failed(FailureReason),
+    /// The ground has closed it (delivered, cancelled, expired or failed): only its id is kept, so a resent input
+    /// is recognised and never runs again.
+    Closed,
+}
+
+/// One job as the node keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FlightJob {
+    /// What was asked.
+    pub spec: JobSpec,
+    /// The input, until the job has run.
+    pub input: Option<Vec<u8>>,
+    /// State here.
+    pub state: FlightJobState,
+    /// Runs started.
+    pub attempts: u32,
+    /// The result, until the ground has it.
+    pub result: Option<Vec<u8>>,
+    /// Accelerator time of the run that finished, s.
+    pub accelerator_s: f64,
+    /// Energy of the run that finished, Wh.
+    pub energy_wh: f64,
+}
+
+/// What a node commits before acknowledging anything.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Durable {
+    /// This node.
+    pub node: NodeId,
+    /// Bumped at every restart.
+    pub incarnation: u64,
+    /// The plan gate (generations only move forward).
+    pub gate: PlanGate,
+    /// The plan in force, this node's part.
+    pub plan: Option<Plan>,
+    /// Every job this node has held.
+    pub jobs: BTreeMap<JobId, FlightJob>,
+    /// Jobs the ground closed before their input arrived here.
+    pub closed: BTreeSet<JobId>,
+    /// Next envelope sequence number.
+    pub seq: u64,
+}
+
+/// A batch the node asks its accelerator to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRequest {
+    /// Identifies this run in [`FlightCore::batch_done`].
+    pub run: u64,
+    /// The model.
+    pub model: ModelId,
+    /// The tenant all jobs belong to.
+    pub tenant: TenantId,
+    /// Jobs and their inputs, in run order.
+    pub jobs: Vec<(JobId, Vec<u8>)>,
+    /// Longest it may take.
+    pub budget: std::time::Duration,
+    /// What the node expects it to take.
+    pub estimate: std::time::Duration,
+}
+
+/// What the node wants done.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Run a batch.
+    Run(RunRequest),
+    /// Stop the running batch now (the governor preempted it); its jobs are back in the queue.
+    Preempt {
+        /// The run stopped.
+        run: u64,
+    },
+}
+
+/// One job's outcome from the accelerator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutput {
+    /// The job.
+    pub job: JobId,
+    /// Output bytes, or why it failed.
+    pub result: Result<Vec<u8>, String>,
+}
+
+/// Readings the node's sensors give.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sensors {
+    /// Battery state of charge, 0..1.
+    pub state_of_charge: f64,
+    /// Node temperature, °C.
+    pub temp_c: f64,
+    /// Whether the node is in Earth's shadow.
+    pub in_eclipse: bool,
+}
+
+struct Running {
+    run: u64,
+    jobs: Vec<JobId>,
+}
+
+/// The flight core of one node.
+pub struct FlightCore {
+    durable: Durable,
+    spec: NodeSpec,
+    governor: Governor,
+    running: Option<Running>,
+    next_run: u64,
+    link_up: bool,
+    outgoing: VecDeque<Envelope>,
+    actions: VecDeque<Action>,
+    /// Results handed to the link since the last restart (the link resends what it has not delivered).
+    results_sent: BTreeSet<JobId>,
+    sensors: Option<Sensors>,
+    retry_at: Option<Instant>,
+    /// When the plan says each job's batch starts.
+    slot_of: BTreeMap<JobId, Instant>,
+    busy_since_tick: f64,
+    last_tick: Option<Instant>,
+}
+
+/// Largest batch a node runs.
+pub const MAX_BATCH: usize = 32;
+/// How long a deferred batch waits before the governor is asked again.
+const RETRY: Duration = Duration::from_secs(60);
+
+impl FlightCore {
+    /// A fresh node (first boot).
+    pub fn new(spec: NodeSpec, governor: GovernorConfig) -> FlightCore {
+        let durable = Durable {
+            node: spec.id.clone(),
+            incarnation: 1,
+            gate: PlanGate::default(),
+            plan: None,
+            jobs: BTreeMap::new(),
+            closed: BTreeSet::new(),
+            seq: 1,
+        };
+        FlightCore::from_durable(durable, spec, governor)
+    }
+
+    /// A node restarted from what it had committed: a new incarnation; a batch that was running is requeued.
+    pub fn recover(
+        mut durable: Durable,
+        spec: NodeSpec,
+        governor: GovernorConfig,
+        now: Instant,
+    ) -> FlightCore {
+        durable.incarnation += 1;
+        let mut requeued = Vec::new();
+        for (id, job) in durable.jobs.iter_mut() {
+            if job.state == FlightJobState::Running {
+                job.state = FlightJobState::Queued;
+                requeued.push((*id, job.attempts));
+            }
+        }
+        let mut core = FlightCore::from_durable(durable, spec, governor);
+        for (job, attempt) in requeued {
+            let node = core.durable.node.clone();
+            core.report(job, JobEvent::Requeue { node, attempt }, now);
+        }
+        core
+    }
+
+    fn from_durable(durable: Durable, spec: NodeSpec, governor: GovernorConfig) -> FlightCore {
+        let mut core = FlightCore {
+            governor: Governor::new(governor, &spec),
+            spec,
+            running: None,
+            next_run: 1,
+            link_up: false,
+            outgoing: VecDeque::new(),
+            actions: VecDeque::new(),
+            results_sent: BTreeSet::new(),
+            sensors: None,
+            retry_at: None,
+            slot_of: BTreeMap::new(),
+            busy_since_tick: 0.0,
+            last_tick: None,
+            durable,
+        };
+        core.index_plan();
+        core
+    }
+
+    /// What must survive a restart (a daemon commits it before acknowledging; the twin clones it).
+    pub fn durable(&self) -> &Durable {
+        &self.durable
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> &NodeId {
+        &self.durable.node
+    }
+
+    /// Governor decisions so far.
+    pub fn governor_actions(&self) -> &[GovernorAction] {
+        self.governor.actions()
+    }
+
+    /// Jobs waiting in the queue.
+    pub fn queue_depth(&self) -> usize {
+        self.count(|s| matches!(s, FlightJobState::Queued))
+    }
+
+    /// Results and failures waiting for the ground's receipt.
+    pub fn outbox_depth(&self) -> usize {
+        self.count(|s| matches!(s, FlightJobState::Done | FlightJobState::Failed(_)))
+    }
+
+    fn count(&self, f: impl Fn(&FlightJobState) -> bool) -> usize {
+        self.durable.jobs.values().filter(|j| f(&j.state)).count()
+    }
+
+    /// Whether a batch is on the accelerator.
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// The link to the ground came up or went down. At the start of a contact the node says hello, reports its
+    /// health, and reports every job the ground has not closed (the ground ignores what it already knows).
+    pub fn handle_contact(&mut self, up: bool, now: Instant) {
+        self.link_up = up;
+        if !up {
+            return;
+        }
+        let hello = Hello {
+            node: self.durable.node.clone(),
+            software: concat!("odc-flight ", env!("CARGO_PKG_VERSION")).to_string(),
+            plan_generation: self.durable.gate.applied_generation,
+            last_seq_received: 0,
+        };
+        self.send(Message::Hello(hello), now);
+        self.send_telemetry(now);
+        let node = self.durable.node.clone();
+        let mut updates = Vec::new();
+        let mut results = Vec::new();
+        for (id, job) in &self.durable.jobs {
+            let event = match &job.state {
+                FlightJobState::Queued => JobEvent::Enqueue { node: node.clone() },
+                FlightJobState::Running => JobEvent::Start {
+                    node: node.clone(),
+                    attempt: job.attempts,
+                },
+                FlightJobState::Done => {
+                    if !self.results_sent.contains(id) {
+                        results.push(*id);
+                    }
+                    continue;
+                }
+                FlightJobState::Failed(reason) => JobEvent::Fail {
+                    reason: reason.clone(),
+                },
+                FlightJobState::Closed => continue,
+            };
+            updates.push(JobUpdate {
+                job: *id,
+                event,
+                at: now,
+            });
+        }
+        if !updates.is_empty() {
+            self.send(Message::JobUpdates(JobUpdates { updates }), now);
+        }
+        for id in results {
+            self.send_result(id, now);
+        }
+    }
+
+    /// A message from the ground (already authenticated and delivered once by the link).
+    pub fn handle_message(&mut self, envelope: Envelope, now: Instant) {
+        match envelope.message {
+            Message::PlanUpdate(update)
+                if update.plan.validate().is_ok()
+                    && self.durable.gate.admit(update.plan.generation) =>
+            {
+                self.durable.plan = Some(update.plan.for_node(&self.durable.node));
+                self.index_plan();
+            }
+            Message::InputChunk(chunk) => self.take_input(chunk.job, chunk.spec, chunk.data, now),
+            Message::JobUpdates(updates) => {
+                for u in updates.updates {
+                    self.take_ground_event(u.job, &u.event, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn take_input(&mut self, id: JobId, spec: JobSpec, data: Vec<u8>, now: Instant) {
+        if self.durable.jobs.contains_key(&id) || self.durable.closed.contains(&id) {
+            // Seen before (a resend after a lost receipt or a restart): never queued twice.
+            return;
+        }
+        let node = self.durable.node.clone();
+        if BlobRef::of(&data) != spec.input {
+            self.durable.jobs.insert(
+                id,
+                FlightJob {
+                    spec,
+                    input: None,
+                    state: FlightJobState::Failed(FailureReason::InputCorrupt),
+                    attempts: 0,
+                    result: None,
+                    accelerator_s: 0.0,
+                    energy_wh: 0.0,
+                },
+            );
+            self.report(
+                id,
+                JobEvent::Fail {
+                    reason: FailureReason::InputCorrupt,
+                },
+                now,
+            );
+            return;
+        }
+        self.durable.jobs.insert(
+            id,
+            FlightJob {
+                spec,
+                input: Some(data),
+                state: FlightJobState::Queued,
+                attempts: 0,
+                result: None,
+                accelerator_s: 0.0,
+                energy_wh: 0.0,
+            },
+        );
+        self.report(id, JobEvent::Uplink { node: node.clone() }, now);
+        self.report(id, JobEvent::Enqueue { node }, now);
+    }
+
+    fn take_ground_event(&mut self, id: JobId, event: &JobEvent, now: Instant) {
+        let closes = matches!(
+            event,
+            JobEvent::Downlink { .. }
+                | JobEvent::Deliver
+                | JobEvent::Cancel
+                | JobEvent::Expire
+                | JobEvent::Fail { .. }
+        );
+        if !closes {
+            return;
+        }
+        let _ = now;
+        if let Some(job) = self.durable.jobs.get_mut(&id) {
+            // A running job finishes, and its result is dropped when it comes back.
+            job.state = FlightJobState::Closed;
+            job.input = None;
+            job.result = None;
+        } else {
+            // Closed before its input ever arrived: remember the id so a late input is never run.
+            self.durable.closed.insert(id);
+        }
+    }
+
+    /// Sensor readings at `now`. The governor may preempt the running batch; accelerator use is accounted.
+    pub fn tick(&mut self, sensors: Sensors, now: Instant) {
+        if let Some(last) = self.last_tick
+            && self.running.is_some()
+        {
+            self.busy_since_tick += (now - last).as_secs_f64().max(0.0);
+        }
+        self.last_tick = Some(now);
+        self.sensors = Some(sensors);
+        if let Some(r) = &self.running
+            && let Verdict::Preempt(why) = self.governor.check_running(&sensors, now)
+        {
+            let run = r.run;
+            self.governor.record(now, GovernorAction::preempt(now, why));
+            self.requeue_running(now);
+            self.actions.push_back(Action::Preempt { run });
+        }
+    }
+
+    fn requeue_running(&mut self, now: Instant) {
+        let Some(r) = self.running.take() else {
+            return;
+        };
+        let node = self.durable.node.clone();
+        for id in r.jobs {
+            if let Some(job) = self.durable.jobs.get_mut(&id)
+                && job.state == FlightJobState::Running
+            {
+                job.state = FlightJobState::Queued;
+                let attempt = job.attempts;
+                self.report(
+                    id,
+                    JobEvent::Requeue {
+                        node: node.clone(),
+                        attempt,
+                    },
+                    now,
+                );
+            }
+        }
+    }
+
+    /// The next thing the node wants done at `now`: start a batch when one is due and the governor allows.
+    pub fn poll_action(&mut self, now: Instant) -> Option<Action> {
+        if let Some(a) = self.actions.pop_front() {
+            return Some(a);
+        }
+        if self.running.is_some() || self.retry_at.is_some_and(|t| now < t) {
+            return None;
+        }
+        self.retry_at = None;
+        let sensors = self.sensors?;
+        // The due job that comes first in the plan (then by deadline), and the queued jobs of its tenant and model
+        // that are due too.
+        let due = |id: &JobId, job: &FlightJob| -> Option<(Instant, Instant, JobId)> {
+            if job.state != FlightJobState::Queued || job.input.is_none() {
+                return None;
+            }
+            let slot = self.slot_of.get(id).copied().unwrap_or(now);
+            (slot <= now).then_some((slot, job.spec.deadline, *id))
+        };
+        let first = self
+            .durable
+            .jobs
+            .iter()
+            .filter_map(|(id, j)| due(id, j))
+            .min()?;
+        let lead = &self.durable.jobs[&first.2].spec;
+        let (tenant, model) = (lead.tenant, lead.model.clone());
+        let mut members: Vec<(Instant, Instant, JobId)> = self
+            .durable
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.spec.tenant == tenant && j.spec.model == model)
+            .filter_map(|(id, j)| due(id, j))
+            .collect();
+        members.sort();
+        members.truncate(MAX_BATCH);
+        let per_job: Vec<f64> = members
+            .iter()
+            .map(|m| {
+                self.governor
+                    .job_seconds(&model, self.durable.jobs[&m.2].spec.input.size_bytes)
+            })
+            .collect();
+        let setup = self.governor.setup_seconds(&model);
+        match self.governor.admit(&sensors, setup, &per_job, now) {
+            Verdict::Run(n) => {
+                members.truncate(n.max(1));
+                if n < per_job.len() {
+                    self.governor
+                        .record(now, GovernorAction::throttle(now, n, per_job.len()));
+                }
+            }
+            Verdict::Defer(why) => {
+                self.governor.record(now, GovernorAction::defer(now, why));
+                self.retry_at = Some(now + RETRY);
+                return None;
+            }
+            Verdict::Preempt(_) => return None,
+        }
+        let estimate_s = setup + per_job.iter().take(members.len()).sum::<f64>();
+        let node = self.durable.node.clone();
+        let run = self.next_run;
+        self.next_run += 1;
+        let mut jobs = Vec::with_capacity(members.len());
+        for (_, _, id) in &members {
+            if let Some(job) = self.durable.jobs.get_mut(id) {
+                job.state = FlightJobState::Running;
+                job.attempts += 1;
+                let attempt = job.attempts;
+                jobs.push((*id, job.input.clone().unwrap_or_default()));
+                self.report(
+                    *id,
+                    JobEvent::Start {
+                        node: node.clone(),
+                        attempt,
+                    },
+                    now,
+                );
+            }
+        }
+        self.running = Some(Running {
+            run,
+            jobs: jobs.iter().map(|j| j.0).collect(),
+        });
+        Some(Action::Run(RunRequest {
+            run,
+            model,
+            tenant,
+            jobs,
+            budget: std::time::Duration::from_secs_f64(estimate_s * 2.0 + 10.0),
+            estimate: std::time::Duration::from_secs_f64(estimate_s),
+        }))
+    }
+
+    /// A batch finished: results go to the outbox (committed before anything is acknowledged).
+    pub fn batch_done(
+        &mut self,
+        run: u64,
+        outputs: Vec<RunOutput>,
+        busy_s: f64,
+        energy_wh: f64,
+        now: Instant,
+    ) {
+        let Some(r) = self.running.take_if(|r| r.run == run) else {
+            return;
+        };
+        let n = outputs.len().max(1) as f64;
+        for out in outputs {
+            let Some(job) = self.durable.jobs.get_mut(&out.job) else {
+                continue;
+            };
+            if job.state != FlightJobState::Running {
+                // Closed by the ground while it ran: the result is not wanted.
+                continue;
+            }
+            job.input = None;
+            match out.result {
+                Ok(bytes) => {
+                    job.state = FlightJobState::Done;
+                    job.accelerator_s = busy_s / n;
+                    job.energy_wh = energy_wh / n;
+                    let output = BlobRef::of(&bytes);
+                    let limit = job.spec.output_bound_bytes;
+                    if output.size_bytes > limit {
+                        let reason = FailureReason::OutputTooLarge {
+                            limit_bytes: limit,
+                            actual_bytes: output.size_bytes,
+                        };
+                        job.state = FlightJobState::Failed(reason.clone());
+                        self.report(out.job, JobEvent::Fail { reason }, now);
+                        continue;
+                    }
+                    job.result = Some(bytes);
+                    let event = JobEvent::Finish {
+                        output,
+                        accelerator_s: job.accelerator_s,
+                        energy_wh: job.energy_wh,
+                    };
+                    self.report(out.job, event, now);
+                    self.send_result(out.job, now);
+                }
+                Err(message) => {
+                    let reason = FailureReason::ExecutionError { message };
+                    job.state = FlightJobState::Failed(reason.clone());
+                    self.report(out.job, JobEvent::Fail { reason }, now);
+                }
+            }
+        }
+        // Anything of the run the backend did not return (an overrun) goes back to the queue.
+        for id in r.jobs {
+            if let Some(job) = self.durable.jobs.get_mut(&id)
+                && job.state == FlightJobState::Running
+            {
+                job.state = FlightJobState::Queued;
+                let attempt = job.attempts;
+                let node = self.durable.node.clone();
+                self.report(id, JobEvent::Requeue { node, attempt }, now);
+            }
+        }
+    }
+
+    /// The run was stopped from outside (a backend error for the whole batch): its jobs go back to the queue.
+    pub fn batch_failed(&mut self, run: u64, now: Instant) {
+        if self.running.as_ref().is_some_and(|r| r.run == run) {
+            self.requeue_running(now);
+            self.retry_at = Some(now + RETRY);
+        }
+    }
+
+    /// The next message for the ground.
+    pub fn poll_outgoing(&mut self) -> Option<Envelope> {
+        self.outgoing.pop_front()
+    }
+
+    /// When the node next wants `poll_action` called (a batch slot or a governor retry), if ever.
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        // Without a sensor reading nothing may start; the next reading (`tick`) is the wake-up.
+        if self.running.is_some() || self.sensors.is_none() {
+            return None;
+        }
+        if let Some(t) = self.retry_at {
+            return Some(t);
+        }
+        self.durable
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.state == FlightJobState::Queued && j.input.is_some())
+            .map(|(id, _)| self.slot_of.get(id).copied().unwrap_or(now).max(now))
+            .min()
+    }
+
+    fn index_plan(&mut self) {
+        self.slot_of.clear();
+        if let Some(plan) = &self.durable.plan {
+            for b in plan.batches.iter().filter(|b| b.node == self.durable.node) {
+                for j in &b.jobs {
+                    self.slot_of.insert(*j, b.start);
+                }
+            }
+        }
+    }
+
+    fn report(&mut self, job: JobId, event: JobEvent, now: Instant) {
+        let update = JobUpdate {
+            job,
+            event,
+            at: now,
+        };
+        // Consecutive events travel together.
+        if let Some(Envelope {
+            message: Message::JobUpdates(u),
+            ..
+        }) = self.outgoing.back_mut()
+            && u.updates.len() < 256
+        {
+            u.updates.push(update);
+            return;
+        }
+        self.send(
+            Message::JobUpdates(JobUpdates {
+                updates: vec![update],
+            }),
+            now,
+        );
+    }
+
+    fn send_result(&mut self, id: JobId, now: Instant) {
+        let Some(job) = self.durable.jobs.get(&id) else {
+            return;
+        };
+        let Some(bytes) = &job.result else {
+            return;
+        };
+        let chunk = ResultChunk {
+            job: id,
+            output: BlobRef::of(bytes),
+            offset: 0,
+            data: bytes.clone(),
+        };
+        self.results_sent.insert(id);
+        self.send(Message::ResultChunk(chunk), now);
+    }
+
+    fn send_telemetry(&mut self, now: Instant) {
+        let s = self.sensors.unwrap_or(Sensors {
+            state_of_charge: 0.0,
+            temp_c: 0.0,
+            in_eclipse: false,
+        });
+        let busy = self.busy_since_tick;
+        let t = NodeTelemetry {
+            node: self.durable.node.clone(),
+            incarnation: self.durable.incarnation,
+            at: now,
+            state_of_charge: s.state_of_charge,
+            battery_temp_c: s.temp_c,
+            node_temp_c: s.temp_c,
+            accelerator_temp_c: s.temp_c,
+            accelerator_utilization: busy.min(1.0),
+            queue_depth: self.queue_depth() as u32,
+            outbox_depth: self.outbox_depth() as u32,
+            storage_used_bytes: self
+                .durable
+                .jobs
+                .values()
+                .map(|j| {
+                    j.input.as_ref().map_or(0, |i| i.len() as u64)
+                        + j.result.as_ref().map_or(0, |r| r.len() as u64)
+                })
+                .sum(),
+            storage_capacity_bytes: self.spec.storage_bytes,
+            in_eclipse: s.in_eclipse,
+            plan_generation: self.durable.gate.applied_generation,
+        };
+        self.send(Message::Telemetry(t), now);
+    }
+
+    fn send(&mut self, message: Message, now: Instant) {
+        let seq = self.durable.seq;
+        self.durable.seq += 1;
+        self.outgoing.push_back(Envelope {
+            version: odc_model::wire::PROTOCOL,
+            sender: Sender::Node(self.durable.node.clone()),
+            incarnation: self.durable.incarnation,
+            seq,
+            sent_at: now,
+            message,
+        });
+    }
+}

@@ -1,0 +1,12 @@
+//! odc-flight: the software of a flight node. `core` decides (plan application, durable queue, batches, outbox,
+//! reports) and `governor` gates the accelerator on battery and temperature; both are pure: they are handed
+//! messages, sensor readings and `now`, and hand back messages and batches to run. The daemon around them is a
+//! shell (disk, QUIC, accelerator, sensors); the digital twin drives the same cores in simulated time.
+
+pub mod core;
+pub mod governor;
+
+pub use core::{
+    Action, Durable, FlightCore, FlightJob, FlightJobState, RunOutput, RunRequest, Sensors,
+};
+pub use governor::{GovernorAction, GovernorConfig, Verdict};

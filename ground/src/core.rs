@@ -1,0 +1,808 @@
+//! The ground core: everything the control plane decides, with no IO and no clock of its own.
+//!
+//! It accepts jobs against tenant quotas ([`GroundCore::submit`]), plans and replans with the planner
+//! ([`GroundCore::tick`]), sends each node its plan and its inputs while it is in contact, applies what nodes
+//! report through the one job state machine, delivers results to tenants and meters usage exactly once per job
+//! (at delivery). Every report is applied idempotently, so a node may report again after a restart or a lost
+//! receipt and nothing changes twice.
+
+use odc_budget::Illumination;
+use odc_model::id::{IdGenerator, JobId, NodeId, StationId, TenantId};
+use odc_model::job::{
+    BlobRef, FailureReason, Job, JobEvent, JobSpec, JobSpecError, JobState, Outcome,
+};
+use odc_model::plan::Plan;
+use odc_model::spec::{NodeSpec, StationSpec};
+use odc_model::telemetry::NodeTelemetry;
+use odc_model::tenant::{Tenant, Usage, UsageRecord};
+use odc_model::time::{Duration, Instant};
+use odc_model::wire::{Envelope, InputChunk, JobUpdate, JobUpdates, Message, PlanUpdate, Sender};
+use odc_planner::{ContactWindow, IslWindow, NodeInput, PlannerOptions, Snapshot, TenantInput};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// A node as the ground knows it.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// Its spec.
+    pub spec: NodeSpec,
+    /// Mean altitude, km.
+    pub altitude_km: f64,
+    /// Its sunlight over the horizon (from the ephemeris).
+    pub illumination: Illumination,
+    /// State of charge assumed before any telemetry.
+    pub initial_soc: f64,
+}
+
+/// What the ground is set up with: the fleet, the ground network, the geometry, the tenants.
+#[derive(Debug, Clone)]
+pub struct GroundConfig {
+    /// Nodes.
+    pub nodes: Vec<NodeInfo>,
+    /// Stations.
+    pub stations: Vec<StationSpec>,
+    /// Passes of every node over every station.
+    pub contacts: Vec<ContactWindow>,
+    /// ISL windows.
+    pub isl: Vec<IslWindow>,
+    /// Tenants.
+    pub tenants: Vec<Tenant>,
+    /// End of what the ground can plan (the geometry's horizon).
+    pub horizon_end: Instant,
+    /// How far ahead each plan looks.
+    pub plan_ahead: Duration,
+    /// Least time between two replans triggered by new jobs.
+    pub replan_every: Duration,
+    /// Planner options.
+    pub planner: PlannerOptions,
+    /// Seed for ids.
+    pub seed: u64,
+}
+
+/// Why a submission was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SubmitError {
+    /// No such tenant.
+    #[error("unknown tenant")]
+    UnknownTenant,
+    /// The spec is invalid.
+    #[error(transparent)]
+    Spec(#[from] JobSpecError),
+    /// The input bytes do not match the spec's digest or size.
+    #[error("input does not match its declared digest and size")]
+    InputMismatch,
+    /// The tenant's quota would be exceeded.
+    #[error("quota exceeded: {0}")]
+    Quota(String),
+}
+
+/// A result handed to its tenant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// The job.
+    pub job: JobId,
+    /// Its tenant.
+    pub tenant: TenantId,
+    /// The result.
+    pub result: Vec<u8>,
+    /// When.
+    pub at: Instant,
+}
+
+struct GroundJob {
+    job: Job,
+    input: Vec<u8>,
+    node: Option<NodeId>,
+    /// The node its input was sent to: from then on it stays there (moving it could run it twice).
+    sent_to: Option<NodeId>,
+    /// When the plan expects the result on the ground.
+    planned_delivery: Option<Instant>,
+    reserved: Usage,
+}
+
+#[derive(Default)]
+struct LinkState {
+    /// Incarnation of the node as last heard.
+    incarnation: u64,
+    /// Station in contact now, if any.
+    station: Option<StationId>,
+    /// Plan generation sent over the current link session.
+    plan_sent: u64,
+    /// Inputs sent over the current link session.
+    inputs_sent: BTreeSet<JobId>,
+    telemetry: Option<NodeTelemetry>,
+}
+
+/// Figures of a replan, for reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplanRecord {
+    /// When.
+    pub at: Instant,
+    /// Plan generation.
+    pub generation: u64,
+    /// Jobs given to the planner.
+    pub jobs: usize,
+    /// Jobs it placed.
+    pub planned: usize,
+    /// Why it ran.
+    pub reason: String,
+}
+
+/// The ground core.
+pub struct GroundCore {
+    config: GroundConfig,
+    ids: IdGenerator,
+    tenants: BTreeMap<TenantId, (Tenant, Usage, Usage)>,
+    jobs: BTreeMap<JobId, GroundJob>,
+    keys: BTreeMap<(TenantId, String), JobId>,
+    links: BTreeMap<NodeId, LinkState>,
+    down_stations: BTreeSet<StationId>,
+    lost_nodes: BTreeSet<NodeId>,
+    plan: Option<Plan>,
+    /// Jobs the plan in force puts on each node, by expected delivery (rebuilt at every replan).
+    planned_on: BTreeMap<NodeId, Vec<(Instant, JobId)>>,
+    /// Open jobs by deadline, for expiry without scanning every job.
+    deadlines: BTreeSet<(Instant, JobId)>,
+    replan_due: Option<(Instant, String)>,
+    last_replan: Option<Instant>,
+    outgoing: VecDeque<(NodeId, Envelope)>,
+    deliveries: VecDeque<Delivery>,
+    ledger: Vec<UsageRecord>,
+    replans: Vec<ReplanRecord>,
+    seq: u64,
+}
+
+impl GroundCore {
+    /// A ground with no jobs yet.
+    pub fn new(config: GroundConfig) -> GroundCore {
+        let tenants = config
+            .tenants
+            .iter()
+            .map(|t| (t.id, (t.clone(), Usage::default(), Usage::default())))
+            .collect();
+        let links = config
+            .nodes
+            .iter()
+            .map(|n| (n.spec.id.clone(), LinkState::default()))
+            .collect();
+        GroundCore {
+            ids: IdGenerator::seeded(config.seed ^ 0x6772_6f75_6e64),
+            tenants,
+            jobs: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            links,
+            down_stations: BTreeSet::new(),
+            lost_nodes: BTreeSet::new(),
+            plan: None,
+            planned_on: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            replan_due: None,
+            last_replan: None,
+            outgoing: VecDeque::new(),
+            deliveries: VecDeque::new(),
+            ledger: Vec::new(),
+            replans: Vec::new(),
+            seq: 1,
+            config,
+        }
+    }
+
+    /// A tenant submits a job with its input. The job is accepted (quota reserved) or refused with a reason.
+    pub fn submit(
+        &mut self,
+        spec: JobSpec,
+        input: Vec<u8>,
+        now: Instant,
+    ) -> Result<JobId, SubmitError> {
+        if let Some(&id) = self.keys.get(&(spec.tenant, spec.idempotency_key.clone())) {
+            return Ok(id);
+        }
+        let Some((tenant, used, reserved)) = self.tenants.get(&spec.tenant) else {
+            return Err(SubmitError::UnknownTenant);
+        };
+        spec.validate(now)?;
+        if BlobRef::of(&input) != spec.input {
+            return Err(SubmitError::InputMismatch);
+        }
+        let estimate = self.estimate(&spec);
+        if let Some(resource) = used.plus(reserved).plus(&estimate).exceeds(&tenant.quota) {
+            return Err(SubmitError::Quota(resource.to_string()));
+        }
+        let id = self.ids.job(now);
+        let mut job = Job::new(id, spec.clone(), now);
+        let _ = job.apply(&JobEvent::Accept, now);
+        if let Some(t) = self.tenants.get_mut(&spec.tenant) {
+            t.2 = t.2.plus(&estimate);
+        }
+        self.keys
+            .insert((spec.tenant, spec.idempotency_key.clone()), id);
+        self.deadlines.insert((spec.deadline, id));
+        self.jobs.insert(
+            id,
+            GroundJob {
+                job,
+                input,
+                node: None,
+                sent_to: None,
+                planned_delivery: None,
+                reserved: estimate,
+            },
+        );
+        self.want_replan(now + self.config.replan_every, "new jobs");
+        Ok(id)
+    }
+
+    /// A tenant cancels its job (refused once the job has run).
+    pub fn cancel(&mut self, tenant: TenantId, id: JobId, now: Instant) -> Result<(), String> {
+        let Some(j) = self
+            .jobs
+            .get_mut(&id)
+            .filter(|j| j.job.spec.tenant == tenant)
+        else {
+            return Err("no such job".into());
+        };
+        j.job
+            .apply(&JobEvent::Cancel, now)
+            .map_err(|e| e.why.to_string())?;
+        let node = j.node.clone();
+        self.release(id);
+        if let Some(node) = node {
+            self.send_event(&node, id, JobEvent::Cancel, now);
+        }
+        self.want_replan(now, "cancellation");
+        Ok(())
+    }
+
+    /// What a job is expected to consume (reserved against the quota until it is delivered or closed).
+    fn estimate(&self, spec: &JobSpec) -> Usage {
+        let profile = self.config.nodes.iter().find_map(|n| {
+            n.spec
+                .accelerator
+                .models
+                .get(&spec.model)
+                .map(|p| (p, &n.spec))
+        });
+        let (seconds, wh) = profile.map_or((0.0, 0.0), |(p, s)| {
+            let t = spec.input.size_bytes as f64 / p.input_bytes_per_s.max(1.0);
+            (t, t * s.accelerator.busy_power_w / 3600.0)
+        });
+        Usage {
+            accelerator_s: seconds,
+            energy_wh: wh,
+            uplink_bytes: spec.input.size_bytes,
+            downlink_bytes: spec.output_bound_bytes,
+        }
+    }
+
+    /// Asks for a replan at `at` (or sooner if one is already asked for); replans are a minute apart at least.
+    fn want_replan(&mut self, at: Instant, reason: &str) {
+        let at = self
+            .last_replan
+            .map_or(at, |last| at.max(last + Duration::from_mins(1)));
+        match &self.replan_due {
+            Some((t, _)) if *t <= at => {}
+            _ => self.replan_due = Some((at, reason.to_string())),
+        }
+    }
+
+    /// A station became unavailable (or available again): plans stop (or start) using it.
+    pub fn station_status(&mut self, station: &StationId, up: bool, now: Instant) {
+        let changed = if up {
+            self.down_stations.remove(station)
+        } else {
+            self.down_stations.insert(station.clone())
+        };
+        if changed {
+            self.want_replan(now, "station status");
+        }
+    }
+
+    /// Time passes: expire jobs past their deadline, and replan when due.
+    pub fn tick(&mut self, now: Instant) {
+        let mut expired = Vec::new();
+        while let Some(&(deadline, id)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if self.jobs.get(&id).is_some_and(|j| {
+                !j.job.state.is_terminal() && !matches!(j.job.state, JobState::Downlinked)
+            }) {
+                expired.push(id);
+            }
+        }
+        for id in expired {
+            if let Some(j) = self.jobs.get_mut(&id)
+                && j.job.apply(&JobEvent::Expire, now).is_ok()
+            {
+                let node = j.node.clone();
+                self.release(id);
+                if let Some(node) = node {
+                    self.send_event(&node, id, JobEvent::Expire, now);
+                }
+            }
+        }
+        if self.replan_due.as_ref().is_some_and(|(t, _)| *t <= now) {
+            let reason = self.replan_due.take().map(|r| r.1).unwrap_or_default();
+            self.replan(now, &reason);
+        }
+    }
+
+    /// When the ground next wants `tick`: a replan or the next deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let deadline = self.deadlines.first().map(|d| d.0);
+        [deadline, self.replan_due.as_ref().map(|r| r.0)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Plans again now from everything known.
+    pub fn replan(&mut self, now: Instant, reason: &str) {
+        self.last_replan = Some(now);
+        let horizon_end = (now + self.config.plan_ahead).min(self.config.horizon_end);
+        if horizon_end <= now {
+            return;
+        }
+        let jobs: Vec<Job> = self
+            .jobs
+            .values()
+            .filter(|j| !j.job.state.is_terminal() && !matches!(j.job.state, JobState::Downlinked))
+            .map(|j| {
+                let mut job = j.job.clone();
+                if let (JobState::Planned, Some(node)) = (&job.state, &j.sent_to) {
+                    // Its input is on the way to that node: plan it there.
+                    let _ = job.apply(&JobEvent::Uplink { node: node.clone() }, now);
+                }
+                job
+            })
+            .collect();
+        let in_horizon = |s: Instant, e: Instant| e > now && s < horizon_end;
+        let snapshot = Snapshot {
+            now,
+            horizon_end,
+            plan_id: self.ids.plan(now),
+            id_seed: self.config.seed ^ now.unix_ms() as u64,
+            previous: self.plan.clone(),
+            nodes: self
+                .config
+                .nodes
+                .iter()
+                .filter(|n| !self.lost_nodes.contains(&n.spec.id))
+                .map(|n| {
+                    let t = self
+                        .links
+                        .get(&n.spec.id)
+                        .and_then(|l| l.telemetry.as_ref());
+                    NodeInput {
+                        spec: n.spec.clone(),
+                        altitude_km: n.altitude_km,
+                        state_of_charge: t.map_or(n.initial_soc, |t| t.state_of_charge),
+                        temp_c: t.map_or(15.0, |t| t.node_temp_c),
+                        storage_used_bytes: 0,
+                        illumination: n.illumination.clone(),
+                    }
+                })
+                .collect(),
+            stations: self
+                .config
+                .stations
+                .iter()
+                .filter(|s| !self.down_stations.contains(&s.id))
+                .cloned()
+                .collect(),
+            contacts: self
+                .config
+                .contacts
+                .iter()
+                .filter(|c| in_horizon(c.start, c.end) && !self.down_stations.contains(&c.station))
+                .cloned()
+                .collect(),
+            isl: self
+                .config
+                .isl
+                .iter()
+                .filter(|w| in_horizon(w.start, w.end))
+                .cloned()
+                .collect(),
+            tenants: self
+                .tenants
+                .values()
+                .map(|(t, used, _)| TenantInput {
+                    tenant: t.clone(),
+                    used: *used,
+                })
+                .collect(),
+            jobs,
+            options: self.config.planner,
+        };
+        let outcome = odc_planner::plan(&snapshot);
+        let plan_id = outcome.plan.id;
+        for (id, jp) in &outcome.jobs {
+            if let Some(j) = self.jobs.get_mut(id) {
+                j.planned_delivery = Some(jp.delivered);
+                let pinned = j.sent_to.as_ref().is_some_and(|n| *n != jp.node);
+                if matches!(j.job.state, JobState::Accepted | JobState::Planned) && !pinned {
+                    let event = JobEvent::Plan {
+                        plan: plan_id,
+                        batch: jp.batch,
+                        node: jp.node.clone(),
+                    };
+                    if j.job.apply(&event, now).is_ok() {
+                        j.node = Some(jp.node.clone());
+                    }
+                }
+            }
+        }
+        for id in outcome.left_out.keys() {
+            if let Some(j) = self.jobs.get_mut(id)
+                && j.job.state == JobState::Planned
+                && j.sent_to.is_none()
+                && let Some(p) = j.job.placement.as_ref().map(|p| p.plan)
+                && j.job.apply(&JobEvent::Unplan { plan: p }, now).is_ok()
+            {
+                j.node = None;
+                j.planned_delivery = None;
+            }
+        }
+        self.replans.push(ReplanRecord {
+            at: now,
+            generation: outcome.plan.generation,
+            jobs: snapshot.jobs.len(),
+            planned: outcome.jobs.len(),
+            reason: reason.to_string(),
+        });
+        self.plan = Some(outcome.plan);
+        self.planned_on.clear();
+        for (id, j) in &self.jobs {
+            if j.job.state == JobState::Planned
+                && let Some(node) = &j.node
+            {
+                let at = j.planned_delivery.unwrap_or(j.job.spec.deadline);
+                self.planned_on
+                    .entry(node.clone())
+                    .or_default()
+                    .push((at, *id));
+            }
+        }
+        for list in self.planned_on.values_mut() {
+            list.sort();
+        }
+        let linked: Vec<NodeId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.station.is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for node in linked {
+            self.serve(&node, now);
+        }
+    }
+
+    /// A node came into (or left) contact through a station.
+    pub fn handle_contact(&mut self, node: &NodeId, station: Option<StationId>, now: Instant) {
+        if let Some(l) = self.links.get_mut(node) {
+            l.station = station;
+        }
+        let _ = now;
+    }
+
+    /// The link to a node was reset (its transport session was lost, e.g. at a restart): what was sent over it
+    /// may not have arrived, so it will be sent again.
+    pub fn link_reset(&mut self, node: &NodeId) {
+        if let Some(l) = self.links.get_mut(node) {
+            l.plan_sent = 0;
+            l.inputs_sent.clear();
+        }
+    }
+
+    /// Sends a linked node what it lacks: the plan in force, then the inputs of its planned jobs, earliest first.
+    fn serve(&mut self, node: &NodeId, now: Instant) {
+        let Some(plan) = &self.plan else {
+            return;
+        };
+        let generation = plan.generation;
+        let sent = self.links.get(node).map_or(u64::MAX, |l| l.plan_sent);
+        if sent < generation {
+            let part = plan.for_node(node);
+            self.send(node, Message::PlanUpdate(PlanUpdate { plan: part }), now);
+            if let Some(l) = self.links.get_mut(node) {
+                l.plan_sent = generation;
+            }
+        }
+        let due: Vec<JobId> = self
+            .planned_on
+            .get(node)
+            .into_iter()
+            .flatten()
+            .map(|&(_, id)| id)
+            .filter(|id| {
+                self.jobs.get(id).is_some_and(|j| {
+                    j.node.as_ref() == Some(node)
+                        && j.job.state == JobState::Planned
+                        && j.sent_to.as_ref().is_none_or(|n| n == node)
+                })
+            })
+            .filter(|id| {
+                self.links
+                    .get(node)
+                    .is_some_and(|l| !l.inputs_sent.contains(id))
+            })
+            .collect();
+        for id in due {
+            let Some(j) = self.jobs.get(&id) else {
+                continue;
+            };
+            let chunk = InputChunk {
+                job: id,
+                spec: j.job.spec.clone(),
+                offset: 0,
+                data: j.input.clone(),
+            };
+            self.send(node, Message::InputChunk(chunk), now);
+            if let Some(l) = self.links.get_mut(node) {
+                l.inputs_sent.insert(id);
+            }
+            if let Some(j) = self.jobs.get_mut(&id) {
+                j.sent_to = Some(node.clone());
+            }
+        }
+    }
+
+    /// A message from a node (delivered once by the link).
+    pub fn handle_message(&mut self, node: &NodeId, envelope: Envelope, now: Instant) {
+        match envelope.message {
+            Message::Hello(hello) => {
+                let Some(l) = self.links.get_mut(node) else {
+                    return;
+                };
+                if envelope.incarnation != l.incarnation {
+                    // A restarted node: whatever went over its old session must go again.
+                    let restarted = l.incarnation != 0;
+                    l.incarnation = envelope.incarnation;
+                    l.plan_sent = hello.plan_generation;
+                    l.inputs_sent.clear();
+                    if restarted {
+                        self.want_replan(now, "node restarted");
+                    }
+                } else {
+                    l.plan_sent = l.plan_sent.max(hello.plan_generation);
+                }
+                self.serve(node, now);
+            }
+            Message::Telemetry(t) => {
+                if let Some(l) = self.links.get_mut(node) {
+                    l.telemetry = Some(t);
+                }
+            }
+            Message::JobUpdates(updates) => {
+                for u in updates.updates {
+                    self.apply_report(node, u.job, u.event, now);
+                }
+            }
+            Message::ResultChunk(chunk) => {
+                self.take_result(node, chunk.job, chunk.output, chunk.data, now)
+            }
+            _ => {}
+        }
+    }
+
+    fn apply_report(&mut self, node: &NodeId, id: JobId, event: JobEvent, now: Instant) {
+        let Some(j) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if j.job.state.is_terminal() {
+            // The node still holds a job the ground has closed: tell it again (its receipt may have been lost).
+            let close = closing_event(&j.job.state);
+            self.send_event(node, id, close, now);
+            return;
+        }
+        if let JobEvent::Uplink { node: n }
+        | JobEvent::Enqueue { node: n }
+        | JobEvent::Start { node: n, .. } = &event
+        {
+            j.node = Some(n.clone());
+        }
+        let failed = matches!(event, JobEvent::Fail { .. });
+        if let Ok(Outcome::Applied { .. }) = j.job.apply(&event, now)
+            && failed
+        {
+            self.release(id);
+            self.send_event(
+                node,
+                id,
+                JobEvent::Fail {
+                    reason: failure_of(&self.jobs[&id].job.state),
+                },
+                now,
+            );
+        }
+    }
+
+    fn take_result(
+        &mut self,
+        node: &NodeId,
+        id: JobId,
+        output: BlobRef,
+        data: Vec<u8>,
+        now: Instant,
+    ) {
+        let station = self.links.get(node).and_then(|l| l.station.clone());
+        let Some(j) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if j.job.state.is_terminal() {
+            let close = closing_event(&j.job.state);
+            self.send_event(node, id, close, now);
+            return;
+        }
+        if BlobRef::of(&data) != output {
+            // Corrupted on the way: the node still holds it and sends it again at the next contact.
+            return;
+        }
+        let Some(station) = station.or_else(|| self.config.stations.first().map(|s| s.id.clone()))
+        else {
+            return;
+        };
+        if j.job.state.rank().is_some_and(|r| r < 6) {
+            // The result overtook the node's Finish report: the result itself is the proof.
+            let _ = j.job.apply(
+                &JobEvent::Finish {
+                    output,
+                    accelerator_s: 0.0,
+                    energy_wh: 0.0,
+                },
+                now,
+            );
+        }
+        if j.job
+            .apply(&JobEvent::Downlink { station, output }, now)
+            .is_err()
+        {
+            return;
+        }
+        if j.job.apply(&JobEvent::Deliver, now).is_ok() {
+            let usage = Usage {
+                accelerator_s: j.job.accelerator_s,
+                energy_wh: j.job.energy_wh,
+                uplink_bytes: j.job.spec.input.size_bytes,
+                downlink_bytes: output.size_bytes,
+            };
+            let tenant = j.job.spec.tenant;
+            self.ledger.push(UsageRecord {
+                job: id,
+                tenant,
+                node: j.node.clone(),
+                at: now,
+                usage,
+            });
+            self.deliveries.push_back(Delivery {
+                job: id,
+                tenant,
+                result: data,
+                at: now,
+            });
+            self.release(id);
+            if let Some(t) = self.tenants.get_mut(&tenant) {
+                t.1 = t.1.plus(&usage);
+            }
+        }
+        self.send_event(node, id, JobEvent::Deliver, now);
+    }
+
+    /// Frees a closed job's reservation and its input.
+    fn release(&mut self, id: JobId) {
+        let Some(j) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let r = std::mem::take(&mut j.reserved);
+        j.input = Vec::new();
+        if let Some(t) = self.tenants.get_mut(&j.job.spec.tenant) {
+            t.2 = Usage {
+                accelerator_s: (t.2.accelerator_s - r.accelerator_s).max(0.0),
+                energy_wh: (t.2.energy_wh - r.energy_wh).max(0.0),
+                uplink_bytes: t.2.uplink_bytes.saturating_sub(r.uplink_bytes),
+                downlink_bytes: t.2.downlink_bytes.saturating_sub(r.downlink_bytes),
+            };
+        }
+    }
+
+    fn send_event(&mut self, node: &NodeId, job: JobId, event: JobEvent, now: Instant) {
+        let update = JobUpdate {
+            job,
+            event,
+            at: now,
+        };
+        if let Some((
+            n,
+            Envelope {
+                message: Message::JobUpdates(u),
+                ..
+            },
+        )) = self.outgoing.back_mut()
+            && n == node
+            && u.updates.len() < 256
+        {
+            u.updates.push(update);
+            return;
+        }
+        self.send(
+            node,
+            Message::JobUpdates(JobUpdates {
+                updates: vec![update],
+            }),
+            now,
+        );
+    }
+
+    fn send(&mut self, node: &NodeId, message: Message, now: Instant) {
+        let seq = self.seq;
+        self.seq += 1;
+        self.outgoing.push_back((
+            node.clone(),
+            Envelope {
+                version: odc_model::wire::PROTOCOL,
+                sender: Sender::Ground,
+                incarnation: 1,
+                seq,
+                sent_at: now,
+                message,
+            },
+        ));
+    }
+
+    /// The next message for a node.
+    pub fn poll_outgoing(&mut self) -> Option<(NodeId, Envelope)> {
+        self.outgoing.pop_front()
+    }
+
+    /// The next result handed to a tenant.
+    pub fn poll_delivery(&mut self) -> Option<Delivery> {
+        self.deliveries.pop_front()
+    }
+
+    /// Every job, for reports and checks.
+    pub fn jobs(&self) -> impl Iterator<Item = &Job> {
+        self.jobs.values().map(|j| &j.job)
+    }
+
+    /// The billing ledger: one record per delivered job.
+    pub fn ledger(&self) -> &[UsageRecord] {
+        &self.ledger
+    }
+
+    /// Replans so far.
+    pub fn replans(&self) -> &[ReplanRecord] {
+        &self.replans
+    }
+
+    /// The plan in force.
+    pub fn plan(&self) -> Option<&Plan> {
+        self.plan.as_ref()
+    }
+
+    /// A tenant's consumption and what is reserved for its open jobs.
+    pub fn usage(&self, tenant: TenantId) -> Option<(Usage, Usage)> {
+        self.tenants.get(&tenant).map(|t| (t.1, t.2))
+    }
+}
+
+/// The event the ground sends a node to close a job it holds.
+fn closing_event(state: &JobState) -> JobEvent {
+    match state {
+        JobState::Cancelled => JobEvent::Cancel,
+        JobState::Expired => JobEvent::Expire,
+        JobState::Failed { reason } => JobEvent::Fail {
+            reason: reason.clone(),
+        },
+        _ => JobEvent::Deliver,
+    }
+}
+
+fn failure_of(state: &JobState) -> FailureReason {
+    match state {
+        JobState::Failed { reason } => reason.clone(),
+        _ => FailureReason::Other {
+            message: "failed".into(),
+        },
+    }
+}

@@ -1,0 +1,204 @@
+//! The ground core on its own: intake checks, idempotent submission, quotas, one delivery and one bill per job
+//! however often a result arrives, and expiry at the deadline.
+
+use odc_budget::Illumination;
+use odc_ground::{GroundConfig, GroundCore, NodeInfo, SubmitError};
+use odc_model::id::{IdGenerator, ModelId, NodeId, StationId};
+use odc_model::job::{BlobRef, JobSpec, JobState, Priority};
+use odc_model::spec::{ModelProfile, NodeSpec, StationSpec};
+use odc_model::tenant::{Quota, Tenant};
+use odc_model::time::{Duration, Instant};
+use odc_model::wire::{Envelope, Hello, Message, PROTOCOL, ResultChunk, Sender};
+use odc_planner::{ContactWindow, PlannerOptions};
+
+fn t0() -> Instant {
+    Instant::from_unix_ms(1_780_000_000_000)
+}
+
+struct Setup {
+    ground: GroundCore,
+    tenant: Tenant,
+    node: NodeId,
+}
+
+fn setup(accelerator_s: f64) -> Setup {
+    let mut ids = IdGenerator::seeded(9);
+    let node = NodeId::new("n1").expect("id");
+    let mut spec = NodeSpec::leo_default(node.clone(), 1);
+    spec.accelerator.models.insert(
+        ModelId::new("m").expect("id"),
+        ModelProfile {
+            input_bytes_per_s: 1_000.0,
+            batch_setup_s: 1.0,
+        },
+    );
+    let station =
+        StationSpec::with_defaults(StationId::new("gs").expect("id"), 0.0, 0.0, 0.0, 10.0);
+    let tenant = Tenant {
+        id: ids.tenant(t0()),
+        name: "t".into(),
+        quota: Quota {
+            accelerator_s,
+            energy_wh: f64::MAX,
+            uplink_bytes: u64::MAX,
+            downlink_bytes: u64::MAX,
+            period: Duration::from_hours(24),
+        },
+        share_weight: 1,
+    };
+    let contacts = (0..12)
+        .map(|k| ContactWindow {
+            station: station.id.clone(),
+            node: node.clone(),
+            start: t0() + Duration::from_mins(30 + 90 * k),
+            end: t0() + Duration::from_mins(40 + 90 * k),
+        })
+        .collect();
+    let ground = GroundCore::new(GroundConfig {
+        nodes: vec![NodeInfo {
+            spec,
+            altitude_km: 550.0,
+            illumination: Illumination::always_sunlit(),
+            initial_soc: 0.9,
+        }],
+        stations: vec![station],
+        contacts,
+        isl: Vec::new(),
+        tenants: vec![tenant.clone()],
+        horizon_end: t0() + Duration::from_hours(24),
+        plan_ahead: Duration::from_hours(12),
+        replan_every: Duration::from_mins(10),
+        planner: PlannerOptions::default(),
+        seed: 1,
+    });
+    Setup {
+        ground,
+        tenant,
+        node,
+    }
+}
+
+fn job(tenant: &Tenant, key: &str, data: &[u8], hours: i64) -> JobSpec {
+    JobSpec {
+        tenant: tenant.id,
+        model: ModelId::new("m").expect("id"),
+        input: BlobRef::of(data),
+        output_bound_bytes: 1_000,
+        deadline: t0() + Duration::from_hours(hours),
+        priority: Priority::new(5).expect("priority"),
+        idempotency_key: key.into(),
+    }
+}
+
+#[test]
+fn submissions_are_checked_and_idempotent() {
+    let mut s = setup(f64::MAX);
+    let data = b"tile".to_vec();
+    let a = s
+        .ground
+        .submit(job(&s.tenant, "k", &data, 6), data.clone(), t0())
+        .expect("accepted");
+    let again = s
+        .ground
+        .submit(job(&s.tenant, "k", &data, 6), data.clone(), t0())
+        .expect("same job");
+    assert_eq!(a, again);
+    assert_eq!(s.ground.jobs().count(), 1);
+    let wrong = s
+        .ground
+        .submit(job(&s.tenant, "k2", &data, 6), b"other".to_vec(), t0());
+    assert_eq!(wrong, Err(SubmitError::InputMismatch));
+    let mut stranger = s.tenant.clone();
+    stranger.id = IdGenerator::seeded(77).tenant(t0());
+    let unknown = s
+        .ground
+        .submit(job(&stranger, "k3", &data, 6), data.clone(), t0());
+    assert_eq!(unknown, Err(SubmitError::UnknownTenant));
+}
+
+#[test]
+fn a_quota_refuses_what_would_exceed_it() {
+    let mut s = setup(15.0);
+    let data = vec![0u8; 10_000]; // 10 s of accelerator time each
+    assert!(
+        s.ground
+            .submit(job(&s.tenant, "a", &data, 6), data.clone(), t0())
+            .is_ok()
+    );
+    let second = s
+        .ground
+        .submit(job(&s.tenant, "b", &data, 6), data.clone(), t0());
+    assert!(
+        matches!(second, Err(SubmitError::Quota(ref r)) if r == "accelerator_s"),
+        "{second:?}"
+    );
+}
+
+#[test]
+fn a_result_arriving_twice_is_delivered_and_billed_once() {
+    let mut s = setup(f64::MAX);
+    let data = b"tile".to_vec();
+    let id = s
+        .ground
+        .submit(job(&s.tenant, "k", &data, 6), data, t0())
+        .expect("accepted");
+    s.ground.replan(t0(), "test");
+    let now = t0() + Duration::from_mins(31);
+    s.ground
+        .handle_contact(&s.node, Some(StationId::new("gs").expect("id")), now);
+    let env = |message| Envelope {
+        version: PROTOCOL,
+        sender: Sender::Node(s.node.clone()),
+        incarnation: 1,
+        seq: 1,
+        sent_at: now,
+        message,
+    };
+    let hello = Hello {
+        node: s.node.clone(),
+        software: "test".into(),
+        plan_generation: 0,
+        last_seq_received: 0,
+    };
+    s.ground
+        .handle_message(&s.node, env(Message::Hello(hello)), now);
+    let mut inputs = 0;
+    while let Some((_, e)) = s.ground.poll_outgoing() {
+        inputs += usize::from(matches!(e.message, Message::InputChunk(_)));
+    }
+    assert_eq!(inputs, 1, "the planned job's input goes up at the contact");
+    let result = vec![7u8; 16];
+    let chunk = ResultChunk {
+        job: id,
+        output: BlobRef::of(&result),
+        offset: 0,
+        data: result,
+    };
+    s.ground
+        .handle_message(&s.node, env(Message::ResultChunk(chunk.clone())), now);
+    s.ground
+        .handle_message(&s.node, env(Message::ResultChunk(chunk)), now);
+    assert!(s.ground.poll_delivery().is_some());
+    assert!(s.ground.poll_delivery().is_none(), "delivered once");
+    assert_eq!(s.ground.ledger().len(), 1, "billed once");
+    assert_eq!(
+        s.ground.jobs().next().map(|j| j.state.clone()),
+        Some(JobState::Delivered)
+    );
+}
+
+#[test]
+fn a_job_past_its_deadline_expires() {
+    let mut s = setup(f64::MAX);
+    let data = b"tile".to_vec();
+    s.ground
+        .submit(job(&s.tenant, "k", &data, 1), data, t0())
+        .expect("accepted");
+    s.ground.tick(t0() + Duration::from_hours(2));
+    assert_eq!(
+        s.ground.jobs().next().map(|j| j.state.clone()),
+        Some(JobState::Expired)
+    );
+    let (_, reserved) = s.ground.usage(s.tenant.id).expect("tenant");
+    assert_eq!(reserved.accelerator_s, 0.0, "the reservation is released");
+}

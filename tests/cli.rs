@@ -456,17 +456,35 @@ fn pki_creates_an_authority_and_node_credentials_with_private_keys_owner_only() 
 #[test]
 fn twin_runs_a_scenario_and_writes_its_report() {
     let dir = tempdir();
-    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/twin/scenarios/campaign.toml");
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crates/twin/scenarios/campaign.toml"
+    );
     let out_dir = dir.join("report");
-    let out = odc(&["twin", "--scenario", scenario, "--hours", "3", "--out", &out_dir.to_string_lossy()]);
+    let out = odc(&[
+        "twin",
+        "--scenario",
+        scenario,
+        "--hours",
+        "3",
+        "--out",
+        &out_dir.to_string_lossy(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("invariants: all hold") && text.contains("trace "), "{text}");
+    assert!(
+        text.contains("invariants: all hold") && text.contains("trace "),
+        "{text}"
+    );
     let html = std::fs::read_to_string(out_dir.join("report.html")).expect("html written");
     assert!(html.contains("<svg"));
     assert!(out_dir.join("report.json").is_file());
     let bad = odc(&["twin", "--scenario", scenario, "--backend", "tpu"]);
-    assert!(!bad.status.success() && stderr(&bad).contains("--backend"), "{}", stderr(&bad));
+    assert!(
+        !bad.status.success() && stderr(&bad).contains("--backend"),
+        "{}",
+        stderr(&bad)
+    );
     let missing = odc(&["twin", "--scenario", "no-such.toml"]);
     assert!(!missing.status.success() && stderr(&missing).contains("no-such.toml"));
     let campaign = odc(&["campaign", "--seeds", "2"]);

@@ -586,21 +586,37 @@ impl GroundCore {
         }
     }
 
+    /// If the ground has closed this job, tells the node again (its receipt may have been lost) and says so.
+    fn closed_resend(&mut self, node: &NodeId, id: JobId, now: Instant) -> bool {
+        let Some(state) = self
+            .jobs
+            .get(&id)
+            .map(|j| &j.job.state)
+            .filter(|s| s.is_terminal())
+        else {
+            return false;
+        };
+        let close = closing_event(state);
+        self.send_event(node, id, close, now);
+        true
+    }
+
     fn apply_report(&mut self, node: &NodeId, id: JobId, event: JobEvent, now: Instant) {
+        if self.closed_resend(node, id, now) {
+            return;
+        }
         let Some(j) = self.jobs.get_mut(&id) else {
             return;
         };
-        if j.job.state.is_terminal() {
-            // The node still holds a job the ground has closed: tell it again (its receipt may have been lost).
-            let close = closing_event(&j.job.state);
-            self.send_event(node, id, close, now);
-            return;
-        }
         if let JobEvent::Uplink { node: n }
         | JobEvent::Enqueue { node: n }
         | JobEvent::Start { node: n, .. } = &event
         {
             j.node = Some(n.clone());
+        }
+        if matches!(event, JobEvent::Enqueue { .. }) {
+            // The node has committed the input: the ground's copy is no longer needed.
+            j.input = Vec::new();
         }
         let failed = matches!(event, JobEvent::Fail { .. });
         if let Ok(Outcome::Applied { .. }) = j.job.apply(&event, now)
@@ -627,14 +643,12 @@ impl GroundCore {
         now: Instant,
     ) {
         let station = self.links.get(node).and_then(|l| l.station.clone());
+        if self.closed_resend(node, id, now) {
+            return;
+        }
         let Some(j) = self.jobs.get_mut(&id) else {
             return;
         };
-        if j.job.state.is_terminal() {
-            let close = closing_event(&j.job.state);
-            self.send_event(node, id, close, now);
-            return;
-        }
         if BlobRef::of(&data) != output {
             // Corrupted on the way: the node still holds it and sends it again at the next contact.
             return;

@@ -5,3 +5,13 @@ pub mod overview;
 pub mod pki;
 pub mod plan;
 pub mod twin;
+
+/// Reads a file a scenario names, relative to the scenario's own directory.
+pub fn read_beside(base: &std::path::Path, name: &str) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let path = base
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join(name);
+    std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
+}

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::Args;
 use odc_planner::scenario::{ScenarioConfig, ScenarioFiles, build};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Arguments of `odc plan`.
 #[derive(Args)]
@@ -15,11 +15,6 @@ pub struct PlanArgs {
     /// Where to write the plan as JSON (`-` for standard output).
     #[arg(long, default_value = "plan.json")]
     out: PathBuf,
-}
-
-fn read_beside(base: &Path, name: &str) -> anyhow::Result<String> {
-    let path = base.parent().unwrap_or(Path::new(".")).join(name);
-    std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// `odc plan`.
@@ -38,13 +33,13 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
             .constellation
             .tle
             .as_deref()
-            .map(|f| read_beside(&args.scenario, f))
+            .map(|f| super::read_beside(&args.scenario, f))
             .transpose()?,
         stations: config
             .stations
             .file
             .as_deref()
-            .map(|f| read_beside(&args.scenario, f))
+            .map(|f| super::read_beside(&args.scenario, f))
             .transpose()?,
     };
     let begun = std::time::Instant::now();

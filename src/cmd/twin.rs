@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use odc_planner::scenario::ScenarioFiles;
 use odc_twin::{BackendKind, TwinConfig};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Arguments of `odc twin` and `odc demo`.
 #[derive(Args)]
@@ -45,11 +45,6 @@ pub struct CampaignArgs {
     faults: usize,
 }
 
-fn read_beside(base: &Path, name: &str) -> anyhow::Result<String> {
-    let path = base.parent().unwrap_or(Path::new(".")).join(name);
-    std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
-}
-
 /// Runs `odc twin` / `odc demo`.
 pub fn run(args: TwinArgs) -> anyhow::Result<()> {
     if args.print_default_scenario {
@@ -68,13 +63,13 @@ pub fn run(args: TwinArgs) -> anyhow::Result<()> {
                     .constellation
                     .tle
                     .as_deref()
-                    .map(|f| read_beside(path, f))
+                    .map(|f| super::read_beside(path, f))
                     .transpose()?,
                 stations: config
                     .stations
                     .file
                     .as_deref()
-                    .map(|f| read_beside(path, f))
+                    .map(|f| super::read_beside(path, f))
                     .transpose()?,
             };
             (config, files)

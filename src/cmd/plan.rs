@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use odc_planner::scenario::{ScenarioConfig, ScenarioFiles, build};
+use odc_planner::scenario::{ScenarioConfig, build};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -28,20 +28,11 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
             e.to_string().replace('\n', " ")
         )
     })?;
-    let files = ScenarioFiles {
-        tle: config
-            .constellation
-            .tle
-            .as_deref()
-            .map(|f| super::read_beside(&args.scenario, f))
-            .transpose()?,
-        stations: config
-            .stations
-            .file
-            .as_deref()
-            .map(|f| super::read_beside(&args.scenario, f))
-            .transpose()?,
-    };
+    let files = super::scenario_files(
+        &args.scenario,
+        config.constellation.tle.as_deref(),
+        config.stations.file.as_deref(),
+    )?;
     let begun = std::time::Instant::now();
     let (snapshot, counts) =
         build(&config, &files).with_context(|| args.scenario.display().to_string())?;

@@ -58,20 +58,11 @@ pub fn run(args: TwinArgs) -> anyhow::Result<()> {
             let config = TwinConfig::from_toml(&text).map_err(|e| {
                 anyhow::anyhow!("{}: {}", path.display(), e.to_string().replace('\n', " "))
             })?;
-            let files = ScenarioFiles {
-                tle: config
-                    .constellation
-                    .tle
-                    .as_deref()
-                    .map(|f| super::read_beside(path, f))
-                    .transpose()?,
-                stations: config
-                    .stations
-                    .file
-                    .as_deref()
-                    .map(|f| super::read_beside(path, f))
-                    .transpose()?,
-            };
+            let files = super::scenario_files(
+                path,
+                config.constellation.tle.as_deref(),
+                config.stations.file.as_deref(),
+            )?;
             (config, files)
         }
         None => (TwinConfig::default_scenario()?, ScenarioFiles::default()),

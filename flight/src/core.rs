@@ -310,7 +310,7 @@ impl FlightCore {
             Message::InputChunk(chunk) => self.take_input(chunk.job, chunk.spec, chunk.data, now),
             Message::JobUpdates(updates) => {
                 for u in updates.updates {
-                    self.take_ground_event(u.job, &u.event, now);
+                    self.take_ground_event(u.job, &u.event);
                 }
             }
             _ => {}
@@ -361,7 +361,7 @@ impl FlightCore {
         self.report(id, JobEvent::Enqueue { node }, now);
     }
 
-    fn take_ground_event(&mut self, id: JobId, event: &JobEvent, now: Instant) {
+    fn take_ground_event(&mut self, id: JobId, event: &JobEvent) {
         let closes = matches!(
             event,
             JobEvent::Downlink { .. }
@@ -373,7 +373,6 @@ impl FlightCore {
         if !closes {
             return;
         }
-        let _ = now;
         if let Some(job) = self.durable.jobs.get_mut(&id) {
             // A running job finishes, and its result is dropped when it comes back.
             job.state = FlightJobState::Closed;

@@ -7,7 +7,7 @@
 //! receipt and nothing changes twice.
 
 use odc_budget::Illumination;
-use odc_model::id::{IdGenerator, JobId, NodeId, StationId, TenantId};
+use odc_model::id::{IdGenerator, JobId, ModelId, NodeId, StationId, TenantId};
 use odc_model::job::{
     BlobRef, FailureReason, Job, JobEvent, JobSpec, JobSpecError, JobState, Outcome,
 };
@@ -130,6 +130,8 @@ pub struct ReplanRecord {
 /// The ground core.
 pub struct GroundCore {
     config: GroundConfig,
+    /// Per model, the first node's throughput (bytes/s) and busy power (W): what reservations are estimated from.
+    profiles: BTreeMap<ModelId, (f64, f64)>,
     ids: IdGenerator,
     tenants: BTreeMap<TenantId, (Tenant, Usage, Usage)>,
     jobs: BTreeMap<JobId, GroundJob>,
@@ -164,7 +166,16 @@ impl GroundCore {
             .iter()
             .map(|n| (n.spec.id.clone(), LinkState::default()))
             .collect();
+        let mut profiles = BTreeMap::new();
+        for n in &config.nodes {
+            for (model, p) in &n.spec.accelerator.models {
+                profiles
+                    .entry(model.clone())
+                    .or_insert((p.input_bytes_per_s, n.spec.accelerator.busy_power_w));
+            }
+        }
         GroundCore {
+            profiles,
             ids: IdGenerator::seeded(config.seed ^ 0x6772_6f75_6e64),
             tenants,
             jobs: BTreeMap::new(),
@@ -254,17 +265,13 @@ impl GroundCore {
 
     /// What a job is expected to consume (reserved against the quota until it is delivered or closed).
     fn estimate(&self, spec: &JobSpec) -> Usage {
-        let profile = self.config.nodes.iter().find_map(|n| {
-            n.spec
-                .accelerator
-                .models
-                .get(&spec.model)
-                .map(|p| (p, &n.spec))
-        });
-        let (seconds, wh) = profile.map_or((0.0, 0.0), |(p, s)| {
-            let t = spec.input.size_bytes as f64 / p.input_bytes_per_s.max(1.0);
-            (t, t * s.accelerator.busy_power_w / 3600.0)
-        });
+        let (seconds, wh) = self
+            .profiles
+            .get(&spec.model)
+            .map_or((0.0, 0.0), |&(rate, busy_w)| {
+                let t = spec.input.size_bytes as f64 / rate.max(1.0);
+                (t, t * busy_w / 3600.0)
+            });
         Usage {
             accelerator_s: seconds,
             energy_wh: wh,
@@ -479,11 +486,10 @@ impl GroundCore {
     }
 
     /// A node came into (or left) contact through a station.
-    pub fn handle_contact(&mut self, node: &NodeId, station: Option<StationId>, now: Instant) {
+    pub fn handle_contact(&mut self, node: &NodeId, station: Option<StationId>, _now: Instant) {
         if let Some(l) = self.links.get_mut(node) {
             l.station = station;
         }
-        let _ = now;
     }
 
     /// The link to a node was reset (its transport session was lost, e.g. at a restart): what was sent over it

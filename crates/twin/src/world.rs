@@ -916,18 +916,17 @@ impl World {
                 self.at(until, Ev::FaultEnd(k));
             }
             (FaultKind::DropLink, false) => self.relink(node),
-            (FaultKind::StationDown, up) => {
+            (FaultKind::StationDown, _) => {
                 if self.stations.is_empty() {
                     return;
                 }
-                if !up {
-                    // The fault's end: the station is back.
-                } else {
+                // At the fault's end `station_down_until` has passed: the station is back.
+                if begins {
                     self.station_down_until[station] = until;
                     self.at(until, Ev::FaultEnd(k));
                 }
                 let id = self.stations[station].id.clone();
-                self.ground.station_status(&id, !up, self.now);
+                self.ground.station_status(&id, !begins, self.now);
                 for i in 0..self.nodes.len() {
                     if self.nodes[i].in_view.contains(&station) {
                         self.relink(i);

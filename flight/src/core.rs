@@ -9,15 +9,24 @@
 //! restarts is rebuilt from it ([`FlightCore::recover`]) with a new incarnation; a batch that was running goes back
 //! to the queue. Every job is keyed by id and every report is idempotent, so the ground may resend and the node
 //! may report again: nothing runs twice and nothing is lost.
+//!
+//! **Relay.** Over inter-satellite links a node carries other nodes' traffic as [`Relay`] frames, store and
+//! forward: a frame for a neighbour waits (durably) until an ISL to it is up, a frame for the ground until this
+//! node's next contact. A node whose plan routes a result down through a neighbour hands it over that ISL instead
+//! of waiting for its own pass. Relaying only ever speeds things up: the node keeps every result until the
+//! ground's receipt and sends it directly at a later contact if the relayed copy has not been acknowledged by
+//! then, and the ground treats a second copy as the duplicate it is.
 
 use crate::governor::{Governor, GovernorAction, GovernorConfig, Verdict};
 use odc_model::id::{JobId, ModelId, NodeId, TenantId};
 use odc_model::job::{BlobRef, FailureReason, JobEvent, JobSpec};
-use odc_model::plan::{Plan, PlanGate};
+use odc_model::plan::{Direction, Endpoint, Plan, PlanGate};
 use odc_model::spec::NodeSpec;
 use odc_model::telemetry::NodeTelemetry;
 use odc_model::time::{Duration, Instant};
-use odc_model::wire::{Envelope, Hello, JobUpdate, JobUpdates, Message, ResultChunk, Sender};
+use odc_model::wire::{
+    self, Envelope, Hello, JobUpdate, JobUpdates, Message, Relay, ResultChunk, Sender,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -73,6 +82,9 @@ pub struct Durable {
     pub closed: BTreeSet<JobId>,
     /// Next envelope sequence number.
     pub seq: u64,
+    /// Frames held for other nodes or for the ground (store and forward), oldest first.
+    #[serde(default)]
+    pub relay: VecDeque<Relay>,
 }
 
 /// A batch the node asks its accelerator to run.
@@ -147,12 +159,29 @@ pub struct FlightCore {
     slot_of: BTreeMap<JobId, Instant>,
     busy_since_tick: f64,
     last_tick: Option<Instant>,
+    /// Neighbours with an ISL up now.
+    isl_up: BTreeSet<NodeId>,
+    /// Envelopes for each neighbour.
+    isl_outgoing: BTreeMap<NodeId, VecDeque<Envelope>>,
+    /// The neighbour the plan sends each job's result down through, and the station it is bound for.
+    down_via: BTreeMap<JobId, (NodeId, Endpoint)>,
+    /// Results handed to a neighbour, and when.
+    relayed: BTreeMap<JobId, Instant>,
+    /// Relay frames refused (store full, too many hops, expired, undecodable).
+    relay_dropped: u64,
 }
 
 /// Largest batch a node runs.
 pub const MAX_BATCH: usize = 32;
 /// How long a deferred batch waits before the governor is asked again.
 const RETRY: Duration = Duration::from_secs(60);
+/// How long a result handed to a neighbour is given to reach the ground before the node sends it itself (about
+/// an orbit: the neighbour's planned pass comes well within it).
+pub const RELAY_GRACE: Duration = Duration::from_mins(90);
+/// Most ISL hops a relayed frame may take (a loop guard).
+pub const MAX_RELAY_HOPS: u8 = 4;
+/// Share of a node's storage that frames held for others may use.
+const RELAY_STORAGE_SHARE: u64 = 10;
 
 impl FlightCore {
     /// A fresh node (first boot).
@@ -165,6 +194,7 @@ impl FlightCore {
             jobs: BTreeMap::new(),
             closed: BTreeSet::new(),
             seq: 1,
+            relay: VecDeque::new(),
         };
         FlightCore::from_durable(durable, spec, governor)
     }
@@ -207,6 +237,11 @@ impl FlightCore {
             slot_of: BTreeMap::new(),
             busy_since_tick: 0.0,
             last_tick: None,
+            isl_up: BTreeSet::new(),
+            isl_outgoing: BTreeMap::new(),
+            down_via: BTreeMap::new(),
+            relayed: BTreeMap::new(),
+            relay_dropped: 0,
             durable,
         };
         core.index_plan();
@@ -273,7 +308,9 @@ impl FlightCore {
                     attempt: job.attempts,
                 },
                 FlightJobState::Done => {
-                    if !self.results_sent.contains(id) {
+                    let relayed_lately =
+                        self.relayed.get(id).is_some_and(|&t| now < t + RELAY_GRACE);
+                    if !self.results_sent.contains(id) && !relayed_lately {
                         results.push(*id);
                     }
                     continue;
@@ -293,8 +330,120 @@ impl FlightCore {
             self.send(Message::JobUpdates(JobUpdates { updates }), now);
         }
         for id in results {
+            // A relayed copy that has had its time: this node sends its own.
+            self.relayed.remove(&id);
             self.send_result(id, now);
         }
+        self.forward_held(now);
+    }
+
+    /// An ISL to a neighbour came up or went down. When it comes up, frames held for the neighbour cross, and so
+    /// do results the plan routes down through it.
+    pub fn handle_isl(&mut self, peer: &NodeId, up: bool, now: Instant) {
+        if !up {
+            self.isl_up.remove(peer);
+            return;
+        }
+        self.isl_up.insert(peer.clone());
+        self.forward_held(now);
+        let due: Vec<JobId> = self
+            .down_via
+            .iter()
+            .filter(|(_, (via, _))| via == peer)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.relay_result(id, now);
+        }
+    }
+
+    /// A message from a neighbour over an ISL (delivered once by that link). Only relay frames travel there.
+    pub fn handle_isl_message(&mut self, envelope: Envelope, now: Instant) {
+        if let Message::Relay(relay) = envelope.message {
+            self.take_relay(relay, now);
+        }
+    }
+
+    /// The next message for a neighbour, if any.
+    pub fn poll_isl_outgoing(&mut self, peer: &NodeId) -> Option<Envelope> {
+        self.isl_outgoing.get_mut(peer)?.pop_front()
+    }
+
+    /// Neighbours with messages waiting.
+    pub fn isl_peers_pending(&self) -> impl Iterator<Item = &NodeId> {
+        self.isl_outgoing
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(p, _)| p)
+    }
+
+    /// Frames held for others now.
+    pub fn relay_depth(&self) -> usize {
+        self.durable.relay.len()
+    }
+
+    /// Relay frames refused so far (store full, too many hops, expired or undecodable).
+    pub fn relay_dropped(&self) -> u64 {
+        self.relay_dropped
+    }
+
+    /// A relay frame reached this node: taken in when it is for this node, held for forwarding otherwise.
+    fn take_relay(&mut self, relay: Relay, now: Instant) {
+        if relay.destination == Endpoint::Node(self.durable.node.clone()) {
+            match wire::decode(&relay.frame) {
+                // Only the ground's traffic is carried to a node.
+                Ok(inner) if inner.sender == Sender::Ground => self.handle_message(inner, now),
+                _ => self.relay_dropped += 1,
+            }
+            return;
+        }
+        let held: u64 = self
+            .durable
+            .relay
+            .iter()
+            .map(|r| r.frame.len() as u64)
+            .sum();
+        let room = self.spec.storage_bytes / RELAY_STORAGE_SHARE;
+        if relay.hops >= MAX_RELAY_HOPS
+            || relay.expires_at <= now
+            || held + relay.frame.len() as u64 > room
+        {
+            self.relay_dropped += 1;
+            return;
+        }
+        self.durable.relay.push_back(relay);
+        self.forward_held(now);
+    }
+
+    /// Hands every held frame whose next hop is reachable now to that link; drops the expired ones.
+    fn forward_held(&mut self, now: Instant) {
+        if self.durable.relay.is_empty() {
+            return;
+        }
+        let mut keep = VecDeque::new();
+        for mut r in std::mem::take(&mut self.durable.relay) {
+            if r.expires_at <= now {
+                self.relay_dropped += 1;
+                continue;
+            }
+            let next = match &r.destination {
+                Endpoint::Node(n) if self.isl_up.contains(n) => Some(Some(n.clone())),
+                Endpoint::Station(_) if self.link_up => Some(None),
+                _ => None,
+            };
+            match next {
+                Some(peer) => {
+                    r.hops += 1;
+                    let envelope = self.envelope(Message::Relay(r), now);
+                    match peer {
+                        Some(p) => self.isl_outgoing.entry(p).or_default().push_back(envelope),
+                        None => self.outgoing.push_back(envelope),
+                    }
+                }
+                None => keep.push_back(r),
+            }
+        }
+        self.durable.relay = keep;
     }
 
     /// A message from the ground (already authenticated and delivered once by the link).
@@ -313,6 +462,7 @@ impl FlightCore {
                     self.take_ground_event(u.job, &u.event);
                 }
             }
+            Message::Relay(relay) => self.take_relay(relay, now),
             _ => {}
         }
     }
@@ -619,11 +769,27 @@ impl FlightCore {
 
     fn index_plan(&mut self) {
         self.slot_of.clear();
-        if let Some(plan) = &self.durable.plan {
-            for b in plan.batches.iter().filter(|b| b.node == self.durable.node) {
-                for j in &b.jobs {
-                    self.slot_of.insert(*j, b.start);
-                }
+        self.down_via.clear();
+        let Some(plan) = &self.durable.plan else {
+            return;
+        };
+        let me = Endpoint::Node(self.durable.node.clone());
+        for b in plan.batches.iter().filter(|b| b.node == self.durable.node) {
+            for j in &b.jobs {
+                self.slot_of.insert(*j, b.start);
+            }
+        }
+        for r in plan
+            .routes
+            .iter()
+            .filter(|r| r.direction == Direction::Down)
+        {
+            if let (Some(first), Some(last)) = (r.hops.first(), r.hops.last())
+                && first.from == me
+                && let Endpoint::Node(via) = &first.to
+                && matches!(last.to, Endpoint::Station(_))
+            {
+                self.down_via.insert(r.job, (via.clone(), last.to.clone()));
             }
         }
     }
@@ -653,20 +819,71 @@ impl FlightCore {
     }
 
     fn send_result(&mut self, id: JobId, now: Instant) {
-        let Some(job) = self.durable.jobs.get(&id) else {
+        // Out of contact, with the plan routing the result through a neighbour: over the ISL when it is up, else
+        // held until it is (or until this node's own next contact, whichever comes first).
+        if !self.link_up && self.down_via.contains_key(&id) {
+            self.relay_result(id, now);
+            return;
+        }
+        if self.results_sent.contains(&id) {
+            return;
+        }
+        let Some(chunk) = self.result_chunk(id) else {
             return;
         };
-        let Some(bytes) = &job.result else {
+        self.results_sent.insert(id);
+        self.send(Message::ResultChunk(chunk), now);
+    }
+
+    /// Hands a result to the neighbour the plan routes it through, if that ISL is up. Also done for a result
+    /// already queued for a contact that may have closed before it went: the ground takes the first copy.
+    fn relay_result(&mut self, id: JobId, now: Instant) {
+        if self.relayed.contains_key(&id) {
+            return;
+        }
+        let Some((via, station)) = self.down_via.get(&id).cloned() else {
             return;
         };
-        let chunk = ResultChunk {
+        if !self.isl_up.contains(&via) {
+            return;
+        }
+        let (Some(chunk), Some(deadline)) = (
+            self.result_chunk(id),
+            self.durable.jobs.get(&id).map(|j| j.spec.deadline),
+        ) else {
+            return;
+        };
+        let inner = self.envelope(Message::ResultChunk(chunk), now);
+        let Ok(frame) = wire::encode(&inner) else {
+            return;
+        };
+        let relay = Relay {
+            // The ground: the planned station, though any the neighbour meets will do.
+            destination: station,
+            expires_at: deadline,
+            hops: 1,
+            frame,
+        };
+        let envelope = self.envelope(Message::Relay(relay), now);
+        self.isl_outgoing
+            .entry(via)
+            .or_default()
+            .push_back(envelope);
+        self.relayed.insert(id, now);
+    }
+
+    /// A held result as a message, with the figures the ground bills.
+    fn result_chunk(&self, id: JobId) -> Option<ResultChunk> {
+        let job = self.durable.jobs.get(&id)?;
+        let bytes = job.result.as_ref()?;
+        Some(ResultChunk {
             job: id,
             output: BlobRef::of(bytes),
             offset: 0,
             data: bytes.clone(),
-        };
-        self.results_sent.insert(id);
-        self.send(Message::ResultChunk(chunk), now);
+            accelerator_s: job.accelerator_s,
+            energy_wh: job.energy_wh,
+        })
     }
 
     fn send_telemetry(&mut self, now: Instant) {
@@ -704,15 +921,20 @@ impl FlightCore {
     }
 
     fn send(&mut self, message: Message, now: Instant) {
+        let envelope = self.envelope(message, now);
+        self.outgoing.push_back(envelope);
+    }
+
+    fn envelope(&mut self, message: Message, now: Instant) -> Envelope {
         let seq = self.durable.seq;
         self.durable.seq += 1;
-        self.outgoing.push_back(Envelope {
+        Envelope {
             version: odc_model::wire::PROTOCOL,
             sender: Sender::Node(self.durable.node.clone()),
             incarnation: self.durable.incarnation,
             seq,
             sent_at: now,
             message,
-        });
+        }
     }
 }

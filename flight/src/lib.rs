@@ -7,6 +7,7 @@ pub mod core;
 pub mod governor;
 
 pub use core::{
-    Action, Durable, FlightCore, FlightJob, FlightJobState, RunOutput, RunRequest, Sensors,
+    Action, Durable, FlightCore, FlightJob, FlightJobState, MAX_RELAY_HOPS, RELAY_GRACE, RunOutput,
+    RunRequest, Sensors,
 };
 pub use governor::{GovernorAction, GovernorConfig, Verdict};

@@ -11,12 +11,15 @@ use odc_model::id::{IdGenerator, JobId, ModelId, NodeId, StationId, TenantId};
 use odc_model::job::{
     BlobRef, FailureReason, Job, JobEvent, JobSpec, JobSpecError, JobState, Outcome,
 };
-use odc_model::plan::Plan;
+use odc_model::plan::{Direction, Endpoint, Plan};
 use odc_model::spec::{NodeSpec, StationSpec};
 use odc_model::telemetry::NodeTelemetry;
 use odc_model::tenant::{Tenant, Usage, UsageRecord};
 use odc_model::time::{Duration, Instant};
-use odc_model::wire::{Envelope, InputChunk, JobUpdate, JobUpdates, Message, PlanUpdate, Sender};
+use odc_model::wire::{
+    self, Envelope, InputChunk, JobUpdate, JobUpdates, Message, PlanUpdate, Relay, ResultChunk,
+    Sender,
+};
 use odc_planner::{ContactWindow, IslWindow, NodeInput, PlannerOptions, Snapshot, TenantInput};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -42,8 +45,8 @@ pub struct GroundConfig {
     pub stations: Vec<StationSpec>,
     /// Passes of every node over every station.
     pub contacts: Vec<ContactWindow>,
-    /// ISL windows.
-    pub isl: Vec<IslWindow>,
+    /// ISL windows (shared with every snapshot the ground plans from).
+    pub isl: std::sync::Arc<Vec<IslWindow>>,
     /// Tenants.
     pub tenants: Vec<Tenant>,
     /// End of what the ground can plan (the geometry's horizon).
@@ -97,7 +100,12 @@ struct GroundJob {
     /// When the plan expects the result on the ground.
     planned_delivery: Option<Instant>,
     reserved: Usage,
+    /// When its input was handed to a neighbour to relay over an ISL.
+    relayed_at: Option<Instant>,
 }
+
+/// How long an input handed to a relay is given to reach its node before the ground sends it directly.
+pub const RELAY_GRACE: Duration = Duration::from_mins(90);
 
 #[derive(Default)]
 struct LinkState {
@@ -109,6 +117,8 @@ struct LinkState {
     plan_sent: u64,
     /// Inputs sent over the current link session.
     inputs_sent: BTreeSet<JobId>,
+    /// Plan generation relayed to the node through neighbours.
+    plan_relayed: u64,
     telemetry: Option<NodeTelemetry>,
 }
 
@@ -130,8 +140,9 @@ pub struct ReplanRecord {
 /// The ground core.
 pub struct GroundCore {
     config: GroundConfig,
-    /// Per model, the first node's throughput (bytes/s) and busy power (W): what reservations are estimated from.
-    profiles: BTreeMap<ModelId, (f64, f64)>,
+    /// Per model, the first node's throughput (bytes/s), batch set-up (s) and busy power (W): what reservations
+    /// are estimated from.
+    profiles: BTreeMap<ModelId, (f64, f64, f64)>,
     ids: IdGenerator,
     tenants: BTreeMap<TenantId, (Tenant, Usage, Usage)>,
     jobs: BTreeMap<JobId, GroundJob>,
@@ -142,6 +153,10 @@ pub struct GroundCore {
     plan: Option<Plan>,
     /// Jobs the plan in force puts on each node, by expected delivery (rebuilt at every replan).
     planned_on: BTreeMap<NodeId, Vec<(Instant, JobId)>>,
+    /// Each node's part of the plan in force (split once per replan, not once per contact).
+    parts: BTreeMap<NodeId, Plan>,
+    /// Jobs whose input the plan in force sends up through each relay node, with the node that runs them.
+    up_via: BTreeMap<NodeId, Vec<(JobId, NodeId)>>,
     /// Open jobs by deadline, for expiry without scanning every job.
     deadlines: BTreeSet<(Instant, JobId)>,
     replan_due: Option<(Instant, String)>,
@@ -151,6 +166,8 @@ pub struct GroundCore {
     ledger: Vec<UsageRecord>,
     replans: Vec<ReplanRecord>,
     seq: u64,
+    /// Inputs handed to relays, and results that came down through one.
+    relay_counts: (u64, u64),
 }
 
 impl GroundCore {
@@ -169,9 +186,11 @@ impl GroundCore {
         let mut profiles = BTreeMap::new();
         for n in &config.nodes {
             for (model, p) in &n.spec.accelerator.models {
-                profiles
-                    .entry(model.clone())
-                    .or_insert((p.input_bytes_per_s, n.spec.accelerator.busy_power_w));
+                profiles.entry(model.clone()).or_insert((
+                    p.input_bytes_per_s,
+                    p.batch_setup_s,
+                    n.spec.accelerator.busy_power_w,
+                ));
             }
         }
         GroundCore {
@@ -185,6 +204,8 @@ impl GroundCore {
             lost_nodes: BTreeSet::new(),
             plan: None,
             planned_on: BTreeMap::new(),
+            parts: BTreeMap::new(),
+            up_via: BTreeMap::new(),
             deadlines: BTreeSet::new(),
             replan_due: None,
             last_replan: None,
@@ -193,6 +214,7 @@ impl GroundCore {
             ledger: Vec::new(),
             replans: Vec::new(),
             seq: 1,
+            relay_counts: (0, 0),
             config,
         }
     }
@@ -236,6 +258,7 @@ impl GroundCore {
                 sent_to: None,
                 planned_delivery: None,
                 reserved: estimate,
+                relayed_at: None,
             },
         );
         self.want_replan(now + self.config.replan_every, "new jobs");
@@ -265,13 +288,15 @@ impl GroundCore {
 
     /// What a job is expected to consume (reserved against the quota until it is delivered or closed).
     fn estimate(&self, spec: &JobSpec) -> Usage {
-        let (seconds, wh) = self
-            .profiles
-            .get(&spec.model)
-            .map_or((0.0, 0.0), |&(rate, busy_w)| {
-                let t = spec.input.size_bytes as f64 / rate.max(1.0);
-                (t, t * busy_w / 3600.0)
-            });
+        let (seconds, wh) =
+            self.profiles
+                .get(&spec.model)
+                .map_or((0.0, 0.0), |&(rate, setup, busy_w)| {
+                    // As if it ran alone, set-up included: the most it can be billed, so a job accepted against its
+                    // quota is never left out for quota by the planner later.
+                    let t = setup + spec.input.size_bytes as f64 / rate.max(1.0);
+                    (t, t * busy_w / 3600.0)
+                });
         Usage {
             accelerator_s: seconds,
             energy_wh: wh,
@@ -404,13 +429,7 @@ impl GroundCore {
                 .filter(|c| in_horizon(c.start, c.end) && !self.down_stations.contains(&c.station))
                 .cloned()
                 .collect(),
-            isl: self
-                .config
-                .isl
-                .iter()
-                .filter(|w| in_horizon(w.start, w.end))
-                .cloned()
-                .collect(),
+            isl: self.config.isl.clone(),
             tenants: self
                 .tenants
                 .values()
@@ -474,6 +493,21 @@ impl GroundCore {
         for list in self.planned_on.values_mut() {
             list.sort();
         }
+        self.parts = self.plan.as_ref().map(Plan::by_node).unwrap_or_default();
+        self.up_via.clear();
+        if let Some(plan) = &self.plan {
+            for r in plan.routes.iter().filter(|r| r.direction == Direction::Up) {
+                if let [first, .., last] = r.hops.as_slice()
+                    && let (Endpoint::Node(relay), Endpoint::Node(target)) = (&first.to, &last.to)
+                    && relay != target
+                {
+                    self.up_via
+                        .entry(relay.clone())
+                        .or_default()
+                        .push((r.job, target.clone()));
+                }
+            }
+        }
         let linked: Vec<NodeId> = self
             .links
             .iter()
@@ -509,8 +543,9 @@ impl GroundCore {
         let generation = plan.generation;
         let sent = self.links.get(node).map_or(u64::MAX, |l| l.plan_sent);
         if sent < generation {
-            let part = plan.for_node(node);
-            self.send(node, Message::PlanUpdate(PlanUpdate { plan: part }), now);
+            if let Some(part) = self.part_for(node) {
+                self.send(node, Message::PlanUpdate(PlanUpdate { plan: part }), now);
+            }
             if let Some(l) = self.links.get_mut(node) {
                 l.plan_sent = generation;
             }
@@ -526,6 +561,7 @@ impl GroundCore {
                     j.node.as_ref() == Some(node)
                         && j.job.state == JobState::Planned
                         && j.sent_to.as_ref().is_none_or(|n| n == node)
+                        && j.relayed_at.is_none_or(|t| now >= t + RELAY_GRACE)
                 })
             })
             .filter(|id| {
@@ -552,6 +588,99 @@ impl GroundCore {
                 j.sent_to = Some(node.clone());
             }
         }
+        self.serve_relayed(node, now);
+    }
+
+    /// Hands a linked node the inputs (and the plan) of neighbours the plan reaches through it over an ISL.
+    fn serve_relayed(&mut self, relay: &NodeId, now: Instant) {
+        let Some(list) = self.up_via.get(relay) else {
+            return;
+        };
+        let due: Vec<(JobId, NodeId)> = list
+            .iter()
+            .filter(|(id, target)| {
+                self.jobs.get(id).is_some_and(|j| {
+                    j.node.as_ref() == Some(target)
+                        && j.job.state == JobState::Planned
+                        && j.sent_to.as_ref().is_none_or(|n| n == target)
+                        && j.relayed_at.is_none()
+                        && !j.input.is_empty()
+                })
+            })
+            .cloned()
+            .collect();
+        for (id, target) in due {
+            let generation = self.plan.as_ref().map_or(0, |p| p.generation);
+            let behind = self
+                .links
+                .get(&target)
+                .is_some_and(|l| l.plan_sent < generation && l.plan_relayed < generation);
+            if behind && let Some(part) = self.part_for(&target) {
+                let inner = self.envelope(Message::PlanUpdate(PlanUpdate { plan: part }), now);
+                let expires = now + self.config.plan_ahead;
+                if self.relay_to(relay, &target, &inner, expires, now)
+                    && let Some(l) = self.links.get_mut(&target)
+                {
+                    l.plan_relayed = generation;
+                }
+            }
+            let Some(j) = self.jobs.get(&id) else {
+                continue;
+            };
+            let deadline = j.job.spec.deadline;
+            let chunk = InputChunk {
+                job: id,
+                spec: j.job.spec.clone(),
+                offset: 0,
+                data: j.input.clone(),
+            };
+            let inner = self.envelope(Message::InputChunk(chunk), now);
+            if self.relay_to(relay, &target, &inner, deadline, now)
+                && let Some(j) = self.jobs.get_mut(&id)
+            {
+                j.sent_to = Some(target);
+                j.relayed_at = Some(now);
+                self.relay_counts.0 += 1;
+            }
+        }
+    }
+
+    /// A node's part of the plan in force.
+    fn part_for(&self, node: &NodeId) -> Option<Plan> {
+        let plan = self.plan.as_ref()?;
+        Some(
+            self.parts
+                .get(node)
+                .cloned()
+                .unwrap_or_else(|| plan.header()),
+        )
+    }
+
+    /// Sends `inner` to `target` through the linked node `relay`; false if it cannot be framed.
+    fn relay_to(
+        &mut self,
+        relay: &NodeId,
+        target: &NodeId,
+        inner: &Envelope,
+        expires_at: Instant,
+        now: Instant,
+    ) -> bool {
+        let Ok(frame) = wire::encode(inner) else {
+            return false;
+        };
+        // The outer envelope adds well under a kilobyte; a frame too close to the limit goes directly instead.
+        if frame.len() + 1024 > wire::MAX_FRAME_BYTES {
+            return false;
+        }
+        let message = Message::Relay(Relay {
+            destination: Endpoint::Node(target.clone()),
+            expires_at,
+            hops: 0,
+            frame,
+        });
+        let envelope = self.envelope(message, now);
+        self.outgoing.push_back((relay.clone(), envelope));
+        true
     }
 
     /// A message from a node (delivered once by the link).
@@ -586,7 +715,40 @@ impl GroundCore {
                 }
             }
             Message::ResultChunk(chunk) => {
-                self.take_result(node, chunk.job, chunk.output, chunk.data, now)
+                let station = self.links.get(node).and_then(|l| l.station.clone());
+                self.take_result(node, station, chunk, now)
+            }
+            Message::Relay(relay) => self.take_relayed(node, relay, now),
+            _ => {}
+        }
+    }
+
+    /// A frame a node carried down for a neighbour: applied as that neighbour's report, through the station the
+    /// carrier is in contact with. Only reports travel this way (a hello belongs to the node's own link).
+    fn take_relayed(&mut self, carrier: &NodeId, relay: Relay, now: Instant) {
+        if !matches!(relay.destination, Endpoint::Station(_)) {
+            return;
+        }
+        let Ok(inner) = wire::decode(&relay.frame) else {
+            return;
+        };
+        let Sender::Node(origin) = &inner.sender else {
+            return;
+        };
+        if origin == carrier || !self.links.contains_key(origin) {
+            return;
+        }
+        let origin = origin.clone();
+        match inner.message {
+            Message::JobUpdates(updates) => {
+                for u in updates.updates {
+                    self.apply_report(&origin, u.job, u.event, now);
+                }
+            }
+            Message::ResultChunk(chunk) => {
+                self.relay_counts.1 += 1;
+                let station = self.links.get(carrier).and_then(|l| l.station.clone());
+                self.take_result(&origin, station, chunk, now);
             }
             _ => {}
         }
@@ -643,12 +805,11 @@ impl GroundCore {
     fn take_result(
         &mut self,
         node: &NodeId,
-        id: JobId,
-        output: BlobRef,
-        data: Vec<u8>,
+        station: Option<StationId>,
+        chunk: ResultChunk,
         now: Instant,
     ) {
-        let station = self.links.get(node).and_then(|l| l.station.clone());
+        let (id, output, data) = (chunk.job, chunk.output, chunk.data);
         if self.closed_resend(node, id, now) {
             return;
         }
@@ -664,12 +825,13 @@ impl GroundCore {
             return;
         };
         if j.job.state.rank().is_some_and(|r| r < 6) {
-            // The result overtook the node's Finish report: the result itself is the proof.
+            // The result overtook the node's Finish report: the result itself is the proof, and carries the run's
+            // figures for billing.
             let _ = j.job.apply(
                 &JobEvent::Finish {
                     output,
-                    accelerator_s: 0.0,
-                    energy_wh: 0.0,
+                    accelerator_s: chunk.accelerator_s,
+                    energy_wh: chunk.energy_wh,
                 },
                 now,
             );
@@ -755,19 +917,21 @@ impl GroundCore {
     }
 
     fn send(&mut self, node: &NodeId, message: Message, now: Instant) {
+        let envelope = self.envelope(message, now);
+        self.outgoing.push_back((node.clone(), envelope));
+    }
+
+    fn envelope(&mut self, message: Message, now: Instant) -> Envelope {
         let seq = self.seq;
         self.seq += 1;
-        self.outgoing.push_back((
-            node.clone(),
-            Envelope {
-                version: odc_model::wire::PROTOCOL,
-                sender: Sender::Ground,
-                incarnation: 1,
-                seq,
-                sent_at: now,
-                message,
-            },
-        ));
+        Envelope {
+            version: odc_model::wire::PROTOCOL,
+            sender: Sender::Ground,
+            incarnation: 1,
+            seq,
+            sent_at: now,
+            message,
+        }
     }
 
     /// The next message for a node.
@@ -793,6 +957,11 @@ impl GroundCore {
     /// Replans so far.
     pub fn replans(&self) -> &[ReplanRecord] {
         &self.replans
+    }
+
+    /// Inputs handed to a neighbour to relay over an ISL, and results that came down through one.
+    pub fn relay_counts(&self) -> (u64, u64) {
+        self.relay_counts
     }
 
     /// The plan in force.

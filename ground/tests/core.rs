@@ -63,7 +63,7 @@ fn setup(accelerator_s: f64) -> Setup {
         }],
         stations: vec![station],
         contacts,
-        isl: Vec::new(),
+        isl: Default::default(),
         tenants: vec![tenant.clone()],
         horizon_end: t0() + Duration::from_hours(24),
         plan_ahead: Duration::from_hours(12),
@@ -173,6 +173,8 @@ fn a_result_arriving_twice_is_delivered_and_billed_once() {
         output: BlobRef::of(&result),
         offset: 0,
         data: result,
+        accelerator_s: 1.0,
+        energy_wh: 0.1,
     };
     s.ground
         .handle_message(&s.node, env(Message::ResultChunk(chunk.clone())), now);

@@ -173,11 +173,8 @@ impl Plan {
     /// The part of the plan one node needs: its contacts, batches, and routes through it. Same id and
     /// generation, so the node's gate works on it unchanged.
     pub fn for_node(&self, node: &NodeId) -> Plan {
-        let through = |r: &&Route| {
-            r.hops.iter().any(|h| {
-                h.from == Endpoint::Node(node.clone()) || h.to == Endpoint::Node(node.clone())
-            })
-        };
+        let is_node = |e: &Endpoint| matches!(e, Endpoint::Node(n) if n == node);
+        let through = |r: &&Route| r.hops.iter().any(|h| is_node(&h.from) || is_node(&h.to));
         Plan {
             contacts: self
                 .contacts
@@ -192,13 +189,58 @@ impl Plan {
                 .cloned()
                 .collect(),
             routes: self.routes.iter().filter(through).cloned().collect(),
-            // Field by field: `..self.clone()` would copy the whole fleet's lists first.
+            ..self.header()
+        }
+    }
+
+    /// Every node's part ([`Plan::for_node`]) in one pass over the plan; a node the plan does not mention has no
+    /// entry (its part is [`Plan::header`]).
+    pub fn by_node(&self) -> std::collections::BTreeMap<NodeId, Plan> {
+        let mut parts: std::collections::BTreeMap<NodeId, Plan> = std::collections::BTreeMap::new();
+        fn part<'a>(
+            parts: &'a mut std::collections::BTreeMap<NodeId, Plan>,
+            plan: &Plan,
+            node: &NodeId,
+        ) -> &'a mut Plan {
+            parts.entry(node.clone()).or_insert_with(|| plan.header())
+        }
+        for c in &self.contacts {
+            part(&mut parts, self, &c.node).contacts.push(c.clone());
+        }
+        for b in &self.batches {
+            part(&mut parts, self, &b.node).batches.push(b.clone());
+        }
+        for r in &self.routes {
+            let mut nodes: Vec<&NodeId> = r
+                .hops
+                .iter()
+                .flat_map(|h| [&h.from, &h.to])
+                .filter_map(|e| match e {
+                    Endpoint::Node(n) => Some(n),
+                    Endpoint::Station(_) => None,
+                })
+                .collect();
+            nodes.sort();
+            nodes.dedup();
+            for n in nodes {
+                part(&mut parts, self, n).routes.push(r.clone());
+            }
+        }
+        parts
+    }
+
+    /// The plan's id, lineage and horizon with no contacts, batches or routes: the part of a node with none.
+    pub fn header(&self) -> Plan {
+        Plan {
             id: self.id,
             parent: self.parent,
             generation: self.generation,
             created_at: self.created_at,
             horizon_start: self.horizon_start,
             horizon_end: self.horizon_end,
+            contacts: Vec::new(),
+            batches: Vec::new(),
+            routes: Vec::new(),
         }
     }
 
@@ -295,5 +337,62 @@ mod tests {
             !gate.admit(p2.generation),
             "the same plan is not applied twice"
         );
+    }
+
+    #[test]
+    fn splitting_by_node_gives_every_node_its_for_node_part() {
+        let mut ids = IdGenerator::seeded(2);
+        let t = Instant::from_unix_ms(0);
+        let end = Instant::from_unix_ms(3_600_000);
+        let node = |s: &str| NodeId::new(s).expect("id");
+        let mut plan = Plan::first(ids.plan(t), t, t, end);
+        let station = Endpoint::Station(StationId::new("gs").expect("id"));
+        let hop = |from: Endpoint, to: Endpoint| Hop {
+            from,
+            to,
+            start: t,
+            end,
+            contact: None,
+        };
+        for (k, relay) in [("a", Some("b")), ("b", None), ("c", Some("a"))] {
+            let mut hops = vec![hop(
+                station.clone(),
+                Endpoint::Node(node(relay.unwrap_or(k))),
+            )];
+            if relay.is_some() {
+                hops.push(hop(
+                    Endpoint::Node(node(relay.unwrap_or(k))),
+                    Endpoint::Node(node(k)),
+                ));
+            }
+            plan.routes.push(Route {
+                job: ids.job(t),
+                direction: Direction::Up,
+                bytes: 10,
+                hops,
+            });
+            plan.batches.push(Batch {
+                id: ids.batch(t),
+                node: node(k),
+                tenant: ids.tenant(t),
+                model: ModelId::new("m").expect("id"),
+                jobs: vec![ids.job(t)],
+                start: t,
+                end,
+                accelerator_s: 1.0,
+                energy_wh: 0.1,
+            });
+        }
+        let parts = plan.by_node();
+        assert_eq!(parts.len(), 3);
+        for (n, part) in &parts {
+            assert_eq!(part, &plan.for_node(n), "{n}");
+        }
+        assert_eq!(
+            parts[&node("a")].routes.len(),
+            2,
+            "its own route and the one it relays"
+        );
+        assert_eq!(plan.for_node(&node("z")), plan.header());
     }
 }

@@ -252,6 +252,8 @@ impl Sampler {
                 data: (0..self.below(300))
                     .map(|_| self.below(256) as u8)
                     .collect(),
+                accelerator_s: self.below(10_000) as f64 / 8.0,
+                energy_wh: self.below(10_000) as f64 / 16.0,
             }),
             4 => Message::JobUpdates(JobUpdates {
                 updates: (0..1 + self.below(6))

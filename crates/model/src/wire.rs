@@ -127,6 +127,18 @@ pub struct ResultChunk {
     /// The bytes.
     #[serde(with = "bytes_field")]
     pub data: Vec<u8>,
+    /// Accelerator time of the run, s: a result that overtakes its `Finish` report (relayed over ISLs, or
+    /// reordered) still bills what it used. Absent from older senders, and left out when zero so that what they
+    /// sent encodes to the same bytes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub accelerator_s: f64,
+    /// Energy of the run, Wh (same reason).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub energy_wh: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// One job event, as reported by whoever saw it happen.

@@ -235,6 +235,8 @@ struct BatchState {
     start: Instant,
     end: Instant,
     jobs: Vec<JobId>,
+    /// Latest the batch may end and every member's booked way down still hold: joining it delays all results.
+    latest_end: Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -354,6 +356,9 @@ pub struct Planner {
 /// ISL windows examined per route search: enough to find the neighbour that sees a station first, bounded so
 /// that a dense fleet (thousands of windows per node and day) stays fast.
 const ISL_WINDOWS_EXAMINED: usize = 24;
+/// Link time kept free at the end of every pass and ISL window: a transfer needs its acknowledgement back
+/// before the link closes, or it waits (durably, but late) for the next one.
+const LINK_MARGIN: Duration = Duration::from_secs(30);
 
 /// Smallest input worth keeping a contact open for, bytes.
 const MIN_JOB_BYTES: f64 = 1_000.0;
@@ -472,6 +477,7 @@ impl Planner {
             let mut windows: Vec<(Instant, Instant, usize, usize)> = s
                 .isl
                 .iter()
+                .filter(|w| w.end > s.now && w.start < s.horizon_end)
                 .filter_map(|w| {
                     Some((
                         w.start,
@@ -924,7 +930,7 @@ impl Planner {
                 continue;
             }
             let arrive = after(k.start, used + bytes, rate).max(after(t.max(k.start), bytes, rate));
-            if arrive > k.end || self.antenna_free(c).is_none() {
+            if arrive + LINK_MARGIN > k.end || self.antenna_free(c).is_none() {
                 continue;
             }
             return Some(if up {
@@ -960,7 +966,7 @@ impl Planner {
         }
         let depart = t.max(k.start);
         let arrive = after(k.start, k.used + bytes, k.rate).max(after(depart, bytes, k.rate));
-        (arrive <= k.end).then_some(Leg::Isl {
+        (arrive + LINK_MARGIN <= k.end).then_some(Leg::Isl {
             window: w,
             from,
             to,
@@ -1111,7 +1117,10 @@ impl Planner {
                 .get(i + 1)
                 .map(|x| x.start)
                 .unwrap_or(self.horizon_end);
-            if end <= next_start && (end - b.start).as_secs_f64() <= self.options.max_batch_s {
+            if end <= next_start
+                && end <= b.latest_end
+                && (end - b.start).as_secs_f64() <= self.options.max_batch_s
+            {
                 options.push((end, Some(i), b.end, end));
             }
         }
@@ -1193,6 +1202,25 @@ impl Planner {
             });
         }
         Err(failure)
+    }
+
+    /// The latest a result may be ready and still leave by the first leg of its booked way down.
+    fn latest_ready(&self, down: &[Leg]) -> Instant {
+        let secs = |bytes: f64, rate: f64| Duration::from_secs_f64(bytes / rate.max(1e-9));
+        match down.first() {
+            Some(&Leg::Down {
+                contact,
+                bytes,
+                arrive,
+            }) => arrive - secs(bytes, self.contacts[contact].down_rate),
+            Some(&Leg::Isl {
+                window,
+                bytes,
+                arrive,
+                ..
+            }) => arrive - secs(bytes, self.isl[window].rate),
+            _ => self.horizon_end,
+        }
     }
 
     /// The earliest start ≥ `from` of a free accelerator interval of length `len` on node n.
@@ -1280,10 +1308,12 @@ impl Planner {
         self.nodes[n]
             .budget
             .force_add_load(c.busy.0, c.busy.1, watts);
+        let latest_end = self.latest_ready(&c.booking.down);
         let batch = match c.joins {
             Some(i) => {
                 let b = &mut self.nodes[n].batches[i];
                 b.end = c.busy.1;
+                b.latest_end = b.latest_end.min(latest_end);
                 b.jobs.push(id);
                 b.id
             }
@@ -1296,6 +1326,7 @@ impl Planner {
                     start: c.batch_start,
                     end: c.busy.1,
                     jobs: vec![id],
+                    latest_end,
                 };
                 let batches = &mut self.nodes[n].batches;
                 let at = batches.partition_point(|x| x.start < b.start);

@@ -42,7 +42,8 @@ pub struct ScenarioConfig {
     pub isl_range_km: f64,
 }
 
-fn default_isl_range() -> f64 {
+/// The ISL range scenarios get unless they say otherwise, km (an optical terminal's reach).
+pub fn default_isl_range() -> f64 {
     5_000.0
 }
 
@@ -408,7 +409,7 @@ pub fn build(
         nodes,
         stations: station_specs,
         contacts,
-        isl: isl_windows,
+        isl: std::sync::Arc::new(isl_windows),
         tenants,
         jobs,
         options: PlannerOptions::default(),

@@ -111,8 +111,9 @@ pub struct Snapshot {
     pub stations: Vec<StationSpec>,
     /// Every pass of every node over every station in the horizon.
     pub contacts: Vec<ContactWindow>,
-    /// Every ISL window in the horizon.
-    pub isl: Vec<IslWindow>,
+    /// ISL windows (those outside the horizon are ignored). Shared: a fleet has millions a day, and a ground
+    /// replans from the same list many times.
+    pub isl: std::sync::Arc<Vec<IslWindow>>,
     /// Tenants and their usage.
     pub tenants: Vec<TenantInput>,
     /// Jobs: accepted ones to place, and those already on a node to finish and bring down.

@@ -218,7 +218,7 @@ pub fn snapshot_with(seed: u64, size: Size, variation: Variation) -> Snapshot {
         nodes,
         stations,
         contacts,
-        isl,
+        isl: std::sync::Arc::new(isl),
         tenants,
         jobs,
         options: PlannerOptions::default(),

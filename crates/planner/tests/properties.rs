@@ -40,7 +40,7 @@ proptest! {
         let mut without = s.clone();
         without.nodes.retain(|n| n.spec.id != node);
         without.contacts.retain(|c| c.node != node);
-        without.isl.retain(|w| w.a != node && w.b != node);
+        std::sync::Arc::make_mut(&mut without.isl).retain(|w| w.a != node && w.b != node);
         without.previous = Some(first.plan.clone());
         let bad = validator::violations(&without, &repaired);
         prop_assert!(bad.is_empty(), "{:#?}", bad);

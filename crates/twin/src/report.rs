@@ -127,6 +127,12 @@ pub struct RunReport {
     pub bytes_up: u64,
     /// Bytes sent down.
     pub bytes_down: u64,
+    /// Bytes sent over inter-satellite links.
+    pub bytes_isl: u64,
+    /// Inputs the ground handed to a neighbour to relay over an ISL.
+    pub relayed_inputs: u64,
+    /// Results that came down through a neighbour.
+    pub relayed_results: u64,
     /// Results whose class was checked against the tile's true class.
     pub results_checked: usize,
     /// Of which correct.
@@ -251,6 +257,13 @@ impl RunReport {
             self.bytes_down as f64 / 1e6,
             self.frames_sent,
             self.frames_lost
+        );
+        let _ = writeln!(
+            s,
+            "relay: {:.1} MB over ISLs; {} inputs sent up and {} results brought down through a neighbour",
+            self.bytes_isl as f64 / 1e6,
+            self.relayed_inputs,
+            self.relayed_results
         );
         let energy: f64 = self.tenants.iter().map(|t| t.energy_wh).sum();
         let lowest = self.nodes.iter().map(|n| n.min_soc).fold(1.0, f64::min);

@@ -32,7 +32,7 @@ pub struct TwinConfig {
     /// Tenants.
     pub tenants: Vec<TenantConfig>,
     /// ISL range, km (0: no ISL windows).
-    #[serde(default)]
+    #[serde(default = "odc_planner::scenario::default_isl_range")]
     pub isl_range_km: f64,
     /// What tenants submit.
     pub workload: WorkloadConfig,

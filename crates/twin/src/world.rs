@@ -1,7 +1,10 @@
 //! The world loop: the real ground core, a real flight core per node, a real link session pair per node and the
 //! real planner, driven by simulated time. The clock jumps from one event to the next; links pass frames only
 //! while a node sees a station that is up, at that station's data rates, with delay and loss; the battery and the
-//! temperature of every node are integrated from the loads the accelerator actually ran.
+//! temperature of every node are integrated from the loads the accelerator actually ran. Inter-satellite links
+//! are session pairs too, carrying the relay traffic the flight cores hand them. A node's optical terminal links
+//! only where it is pointed, so a link opens for the ISL windows the plan in force routes traffic through (each
+//! as the ephemeris computed it), not for every neighbour that happens to be in range.
 //!
 //! **Determinism.** Every random draw comes from the scenario's seed; events at the same instant run in the order
 //! they were scheduled; containers iterate in key order. The same seed gives the same trace, byte for byte.
@@ -16,6 +19,7 @@ use odc_ground::{GroundConfig, GroundCore, NodeInfo};
 use odc_link::session::{Event as LinkEvent, Priority, Session, SessionConfig};
 use odc_model::id::{JobId, ModelId, SplitMix64, TenantId};
 use odc_model::job::{BlobRef, JobSpec, JobState, Priority as JobPriority};
+use odc_model::plan::Endpoint;
 use odc_model::spec::{ModelProfile, NodeSpec, StationSpec};
 use odc_model::tenant::Tenant;
 use odc_model::time::{Duration, Instant};
@@ -43,6 +47,17 @@ enum Ev {
         frames: Vec<Vec<u8>>,
     },
     Wake(usize),
+    Isl {
+        link: usize,
+        up: bool,
+    },
+    IslPump(usize),
+    IslFrames {
+        link: usize,
+        to_b: bool,
+        epoch: u64,
+        frames: Vec<Vec<u8>>,
+    },
     BatchDone {
         node: usize,
         run: u64,
@@ -98,6 +113,20 @@ struct NodeSim {
     contact_open: Option<(Instant, usize)>,
 }
 
+/// An inter-satellite link between two nodes: a session at each end, open while an ISL window is.
+struct IslLink {
+    a: usize,
+    b: usize,
+    /// a's end: sends to b, receives from b.
+    a_end: Session,
+    b_end: Session,
+    epoch: u64,
+    /// Windows open now (the ephemeris may report overlapping ones).
+    open: u32,
+    pump_at: Option<Instant>,
+    bytes_per_s: f64,
+}
+
 /// What a run found.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -141,6 +170,16 @@ pub struct World {
     bytes_down: u64,
     fault_log: Vec<(Instant, String)>,
     session: SessionConfig,
+    isl: Vec<IslLink>,
+    /// Per node: its ISL links, by peer.
+    isl_of: Vec<BTreeMap<usize, usize>>,
+    /// Line-of-sight windows of every pair (lower index first), by start.
+    isl_windows: BTreeMap<(usize, usize), Vec<(Instant, Instant)>>,
+    /// Windows already scheduled to open, by pair and start.
+    isl_scheduled: BTreeSet<(usize, usize, Instant)>,
+    /// Replans seen, to notice a new plan.
+    plans_seen: usize,
+    bytes_isl: u64,
 }
 
 fn session_config() -> SessionConfig {
@@ -248,10 +287,7 @@ impl World {
             horizon_end: end,
             plan_ahead: Duration::from_secs_f64(config.twin.plan_ahead_hours * 3600.0),
             replan_every: Duration::from_secs_f64(config.twin.replan_minutes * 60.0),
-            planner: PlannerOptions {
-                use_isl: false,
-                ..PlannerOptions::default()
-            },
+            planner: PlannerOptions::default(),
             seed: config.seed,
         });
         let mut backend: Box<dyn Accelerator> = match config.twin.backend {
@@ -308,9 +344,17 @@ impl World {
             bytes_up: 0,
             bytes_down: 0,
             fault_log: Vec::new(),
+            isl: Vec::new(),
+            isl_of: Vec::new(),
+            isl_windows: BTreeMap::new(),
+            isl_scheduled: BTreeSet::new(),
+            plans_seen: 0,
+            bytes_isl: 0,
             config,
         };
+        world.isl_of = vec![BTreeMap::new(); world.nodes.len()];
         world.schedule_geometry(&snapshot.contacts);
+        world.index_isl(&snapshot.isl);
         for k in 0..world.arrivals.len() {
             world.at(world.arrivals[k].at, Ev::Arrival(k));
         }
@@ -352,6 +396,91 @@ impl World {
                 },
             );
         }
+    }
+
+    fn index_isl(&mut self, windows: &[odc_planner::IslWindow]) {
+        for w in windows {
+            let (Some(&a), Some(&b)) = (self.node_index.get(&w.a), self.node_index.get(&w.b))
+            else {
+                continue;
+            };
+            if a != b && w.end > self.start {
+                self.isl_windows
+                    .entry((a.min(b), a.max(b)))
+                    .or_default()
+                    .push((w.start, w.end));
+            }
+        }
+        for list in self.isl_windows.values_mut() {
+            list.sort_unstable();
+        }
+    }
+
+    /// After a replan: point the terminals for every ISL hop of the new plan (the whole window the hop lies in).
+    fn schedule_planned_isl(&mut self) {
+        let count = self.ground.replans().len();
+        if count == self.plans_seen {
+            return;
+        }
+        self.plans_seen = count;
+        let mut wanted = Vec::new();
+        if let Some(plan) = self.ground.plan() {
+            for r in &plan.routes {
+                for h in r.hops.iter().filter(|h| h.contact.is_none()) {
+                    if let (Endpoint::Node(a), Endpoint::Node(b)) = (&h.from, &h.to)
+                        && let (Some(&a), Some(&b)) =
+                            (self.node_index.get(a), self.node_index.get(b))
+                    {
+                        wanted.push(((a.min(b), a.max(b)), h.start));
+                    }
+                }
+            }
+        }
+        for (pair, at) in wanted {
+            let Some(list) = self.isl_windows.get(&pair) else {
+                continue;
+            };
+            let k = list.partition_point(|w| w.1 < at);
+            let Some(&(start, end)) = list.get(k).filter(|w| w.0 <= at) else {
+                continue;
+            };
+            if !self.isl_scheduled.insert((pair.0, pair.1, start)) {
+                continue;
+            }
+            let link = self.isl_link(pair.0, pair.1);
+            self.at(start.max(self.now), Ev::Isl { link, up: true });
+            self.at(end, Ev::Isl { link, up: false });
+        }
+    }
+
+    /// The link between two nodes, made on first use.
+    fn isl_link(&mut self, a: usize, b: usize) -> usize {
+        if let Some(&l) = self.isl_of[a].get(&b) {
+            return l;
+        }
+        let rate = |i: usize| {
+            self.nodes[i]
+                .spec
+                .isl_terminals
+                .iter()
+                .map(|t| t.rate_bps)
+                .fold(0.0, f64::max)
+        };
+        let bytes_per_s = rate(a).min(rate(b)) / 8.0;
+        self.isl.push(IslLink {
+            a,
+            b,
+            a_end: Session::new(self.session),
+            b_end: Session::new(self.session),
+            epoch: 0,
+            open: 0,
+            pump_at: None,
+            bytes_per_s,
+        });
+        let l = self.isl.len() - 1;
+        self.isl_of[a].insert(b, l);
+        self.isl_of[b].insert(a, l);
+        l
     }
 
     fn at(&mut self, t: Instant, ev: Ev) {
@@ -407,6 +536,14 @@ impl World {
                     self.drive(node);
                 }
             }
+            Ev::Isl { link, up } => self.isl_edge(link, up),
+            Ev::IslPump(link) => self.isl_pump(link),
+            Ev::IslFrames {
+                link,
+                to_b,
+                epoch,
+                frames,
+            } => self.isl_receive(link, to_b, epoch, frames),
             Ev::BatchDone { node, run } => self.batch_done(node, run),
             Ev::Physics => self.physics(),
             Ev::Fault(k) => self.fault(k, true),
@@ -685,6 +822,156 @@ impl World {
         if sent {
             self.schedule_pump(i, self.now);
         }
+        let peers: Vec<odc_model::id::NodeId> =
+            self.nodes[i].core.isl_peers_pending().cloned().collect();
+        for peer in peers {
+            let link = self
+                .node_index
+                .get(&peer)
+                .and_then(|p| self.isl_of[i].get(p))
+                .copied();
+            while let Some(envelope) = self.nodes[i].core.poll_isl_outgoing(&peer) {
+                // A message for a neighbour with no link at all can only be dropped; its sender keeps what
+                // matters and sends it another way.
+                let (Some(l), Ok(bytes)) = (link, wire::encode(&envelope)) else {
+                    continue;
+                };
+                let k = &mut self.isl[l];
+                let end = if k.a == i { &mut k.a_end } else { &mut k.b_end };
+                end.send(priority(envelope.message.class()), bytes);
+            }
+            if let Some(l) = link {
+                self.schedule_isl_pump(l, self.now);
+            }
+        }
+    }
+
+    /// An ISL window opens or closes between two nodes.
+    fn isl_edge(&mut self, l: usize, up: bool) {
+        let k = &mut self.isl[l];
+        let was_open = k.open > 0;
+        k.open = if up {
+            k.open + 1
+        } else {
+            k.open.saturating_sub(1)
+        };
+        let open = k.open > 0;
+        if open == was_open {
+            return;
+        }
+        k.a_end.handle_contact(open);
+        k.b_end.handle_contact(open);
+        if !open {
+            k.epoch += 1;
+        }
+        let (a, b) = (k.a, k.b);
+        for (me, peer) in [(a, b), (b, a)] {
+            let peer_id = self.nodes[peer].spec.id.clone();
+            let node_now = self.node_now(me);
+            self.nodes[me].core.handle_isl(&peer_id, open, node_now);
+        }
+        if open {
+            self.flush_node(a);
+            self.flush_node(b);
+            self.schedule_isl_pump(l, self.now);
+        }
+    }
+
+    fn schedule_isl_pump(&mut self, l: usize, t: Instant) {
+        let k = &mut self.isl[l];
+        if k.open == 0 || k.pump_at.is_some_and(|p| p <= t) {
+            return;
+        }
+        k.pump_at = Some(t);
+        self.at(t, Ev::IslPump(l));
+    }
+
+    /// One second of ISL time: frames both ways within the terminals' rate.
+    fn isl_pump(&mut self, l: usize) {
+        if self.isl[l].pump_at != Some(self.now) {
+            return;
+        }
+        self.isl[l].pump_at = None;
+        if self.isl[l].open == 0 {
+            return;
+        }
+        const SLICE_S: f64 = 1.0;
+        let now_ms = (self.now - self.start).as_secs_f64().mul_add(1000.0, 0.5) as i64;
+        let budget = (self.isl[l].bytes_per_s * SLICE_S) as usize;
+        let delay = Duration::from_secs_f64(SLICE_S)
+            + Duration::from_millis(self.config.twin.link_delay_ms);
+        let loss = self.config.twin.link_loss;
+        let mut active = false;
+        for to_b in [true, false] {
+            let mut frames = Vec::new();
+            let mut used = 0usize;
+            while used < budget {
+                let k = &mut self.isl[l];
+                let sender = if to_b { &mut k.a_end } else { &mut k.b_end };
+                let Some(f) = sender.poll_transmit(now_ms) else {
+                    break;
+                };
+                used += f.len();
+                self.frames_sent += 1;
+                if self.unit() < loss {
+                    self.frames_lost += 1;
+                    continue;
+                }
+                frames.push(f);
+            }
+            self.bytes_isl += used as u64;
+            if !frames.is_empty() {
+                active = true;
+                let epoch = self.isl[l].epoch;
+                self.at(
+                    self.now + delay,
+                    Ev::IslFrames {
+                        link: l,
+                        to_b,
+                        epoch,
+                        frames,
+                    },
+                );
+            }
+        }
+        let k = &self.isl[l];
+        if active || k.a_end.pending() > 0 || k.b_end.pending() > 0 {
+            self.schedule_isl_pump(l, self.now + Duration::from_secs_f64(SLICE_S));
+        }
+    }
+
+    fn isl_receive(&mut self, l: usize, to_b: bool, epoch: u64, frames: Vec<Vec<u8>>) {
+        if self.isl[l].epoch != epoch {
+            return;
+        }
+        let mut delivered = Vec::new();
+        {
+            let k = &mut self.isl[l];
+            let (receiver, other) = if to_b {
+                (&mut k.b_end, &mut k.a_end)
+            } else {
+                (&mut k.a_end, &mut k.b_end)
+            };
+            for f in &frames {
+                let _ = receiver.handle_frame(f);
+            }
+            while let Some(e) = receiver.poll_event() {
+                if let LinkEvent::Delivered { payload, .. } = e {
+                    delivered.push(payload);
+                }
+            }
+            while other.poll_event().is_some() {}
+        }
+        let to = if to_b { self.isl[l].b } else { self.isl[l].a };
+        let node_now = self.node_now(to);
+        for payload in delivered {
+            if let Ok(envelope) = wire::decode(&payload) {
+                self.nodes[to].core.handle_isl_message(envelope, node_now);
+            }
+        }
+        self.flush_node(to);
+        self.drive(to);
+        self.schedule_isl_pump(l, self.now);
     }
 
     /// The node's sensors read the physics now (a daemon reads them when it decides, never a stale value).
@@ -884,6 +1171,7 @@ impl World {
             self.drive(i);
         }
         self.ground.tick(self.now);
+        self.schedule_planned_isl();
         self.flush_ground();
         if self.now + step <= self.end {
             self.at(self.now + step, Ev::Physics);
@@ -982,6 +1270,23 @@ impl World {
             n.core.handle_contact(true, node_now);
             self.flush_node(i);
             self.schedule_pump(i, self.now);
+        }
+        // Its ISL sessions start afresh too; the links that are open come back up for the new core.
+        let links: Vec<(usize, usize)> = self.isl_of[i].iter().map(|(&p, &l)| (p, l)).collect();
+        for (peer, l) in links {
+            let k = &mut self.isl[l];
+            k.a_end = Session::new(self.session);
+            k.b_end = Session::new(self.session);
+            k.epoch += 1;
+            k.pump_at = None;
+            if k.open > 0 {
+                k.a_end.handle_contact(true);
+                k.b_end.handle_contact(true);
+                let peer_id = self.nodes[peer].spec.id.clone();
+                self.nodes[i].core.handle_isl(&peer_id, true, node_now);
+                self.flush_node(i);
+                self.schedule_isl_pump(l, self.now);
+            }
         }
         self.drive(i);
     }
@@ -1153,6 +1458,9 @@ impl World {
             frames_lost: self.frames_lost,
             bytes_up: self.bytes_up,
             bytes_down: self.bytes_down,
+            bytes_isl: self.bytes_isl,
+            relayed_inputs: self.ground.relay_counts().0,
+            relayed_results: self.ground.relay_counts().1,
             results_checked: self.checked,
             results_correct: self.correct,
             faults: self

@@ -19,7 +19,7 @@ fn the_same_seed_gives_the_same_trace_and_another_seed_another() {
 }
 
 /// 200 seeds, six random faults each (link drops, station outages, restarts, clock skew, corrupt and duplicated
-/// frames, brown-outs). The longer campaign: `cargo run --release -- campaign --seeds 5000`.
+/// frames, brown-outs), with ISL relay on. The longer campaign: `cargo run --release -- campaign --seeds 5000`.
 #[test]
 fn a_fault_campaign_of_200_seeds_breaks_no_invariant() {
     let seeds = std::env::var("ODC_CAMPAIGN_SEEDS")
@@ -27,6 +27,7 @@ fn a_fault_campaign_of_200_seeds_breaks_no_invariant() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(200u64);
     let mut delivered = 0;
+    let mut relayed = (0, 0);
     for seed in 1..=seeds {
         let outcome = campaign_run(seed, 6).expect("runs");
         assert!(
@@ -41,7 +42,14 @@ fn a_fault_campaign_of_200_seeds_breaks_no_invariant() {
             .iter()
             .map(|t| t.delivered)
             .sum::<usize>();
+        relayed.0 += outcome.report.relayed_inputs;
+        relayed.1 += outcome.report.relayed_results;
     }
+    // ISL relay is part of what the faults hit: inputs went up and results came down through neighbours.
+    assert!(
+        relayed.0 > 0 && relayed.1 > 0,
+        "no relay traffic over {seeds} seeds: {relayed:?}"
+    );
     // The campaign is not vacuous: most jobs get through despite the faults.
     assert!(
         delivered as u64 > seeds * 100,

@@ -15,17 +15,16 @@
 use crate::id::{BatchId, JobId, ModelId, NodeId, PlanId, StationId, TenantId};
 use crate::time::Instant;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::Digest as _;
 use std::fmt;
 
-/// SHA-256 of a blob: hex in JSON, 32 bytes on the wire.
+/// BLAKE3 of a blob (its content address): hex in JSON, 32 bytes on the wire.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Digest(pub [u8; 32]);
 
 impl Digest {
     /// The digest of these bytes.
     pub fn of(bytes: &[u8]) -> Digest {
-        Digest(sha2::Sha256::digest(bytes).into())
+        Digest(*blake3::hash(bytes).as_bytes())
     }
 
     /// Lower-case hex.
@@ -48,7 +47,7 @@ impl Digest {
 
 impl fmt::Debug for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", &self.to_hex()[..12])
+        write!(f, "blake3:{}", &self.to_hex()[..12])
     }
 }
 

@@ -383,7 +383,14 @@ pub enum WireError {
 
 /// Encodes an envelope as a frame of [`PROTOCOL`].
 pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, WireError> {
-    let mut out = Vec::with_capacity(256);
+    // Sized for the bulk bytes up front: growing a buffer to fit a 64 KiB tile doubles through eight copies.
+    let bulk = match &envelope.message {
+        Message::InputChunk(c) => c.data.len(),
+        Message::ResultChunk(c) => c.data.len(),
+        Message::Relay(r) => r.frame.len(),
+        _ => 0,
+    };
+    let mut out = Vec::with_capacity(bulk + 512);
     out.extend_from_slice(&MAGIC);
     out.push(PROTOCOL.major);
     out.push(PROTOCOL.minor);

@@ -672,36 +672,26 @@ impl World {
             + Duration::from_millis(self.config.twin.link_delay_ms);
         let loss = self.config.twin.link_loss;
         let mut active = false;
+        let tamper = Tamper {
+            now: self.now,
+            corrupt: self.nodes[i].corrupt,
+            duplicate: self.nodes[i].duplicate,
+        };
         for (to_node, budget) in budgets {
-            let mut frames = Vec::new();
-            let mut used = 0usize;
-            while used < budget {
-                let n = &mut self.nodes[i];
-                let sender = if to_node {
-                    &mut n.ground_end
-                } else {
-                    &mut n.node_end
-                };
-                let Some(mut f) = sender.poll_transmit(now_ms) else {
-                    break;
-                };
-                used += f.len();
-                self.frames_sent += 1;
-                if self.unit() < loss {
-                    self.frames_lost += 1;
-                    continue;
-                }
-                let (corrupt_until, corrupt_rate) = self.nodes[i].corrupt;
-                if self.now < corrupt_until && self.unit() < corrupt_rate && !f.is_empty() {
-                    let at = (self.rng.next_u64() as usize) % f.len();
-                    f[at] ^= 0x5a;
-                }
-                let (dup_until, dup_rate) = self.nodes[i].duplicate;
-                if self.now < dup_until && self.unit() < dup_rate {
-                    frames.push(f.clone());
-                }
-                frames.push(f);
-            }
+            let n = &mut self.nodes[i];
+            let sender = if to_node {
+                &mut n.ground_end
+            } else {
+                &mut n.node_end
+            };
+            let (frames, used) = draw_frames(
+                sender,
+                &mut self.rng,
+                (now_ms, budget, loss),
+                Some(tamper),
+                &mut self.frames_sent,
+                &mut self.frames_lost,
+            );
             if to_node {
                 self.bytes_up += used as u64;
             } else {
@@ -727,39 +717,17 @@ impl World {
         }
     }
 
-    fn unit(&mut self) -> f64 {
-        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
     fn receive(&mut self, i: usize, to_node: bool, epoch: u64, frames: Vec<Vec<u8>>) {
         if self.nodes[i].epoch != epoch {
             // The contact ended (or the node restarted) while these were in the air.
             return;
         }
-        let mut delivered = Vec::new();
-        {
-            let n = &mut self.nodes[i];
-            let receiver = if to_node {
-                &mut n.node_end
-            } else {
-                &mut n.ground_end
-            };
-            for f in &frames {
-                // A corrupt frame is refused by the session and simply not acknowledged.
-                let _ = receiver.handle_frame(f);
-            }
-            while let Some(e) = receiver.poll_event() {
-                if let LinkEvent::Delivered { payload, .. } = e {
-                    delivered.push(payload);
-                }
-            }
-            let other = if to_node {
-                &mut n.ground_end
-            } else {
-                &mut n.node_end
-            };
-            while other.poll_event().is_some() {}
-        }
+        let n = &mut self.nodes[i];
+        let delivered = if to_node {
+            deliver(&mut n.node_end, &mut n.ground_end, &frames)
+        } else {
+            deliver(&mut n.ground_end, &mut n.node_end, &frames)
+        };
         let node_now = self.node_now(i);
         let id = self.nodes[i].spec.id.clone();
         for payload in delivered {
@@ -903,22 +871,16 @@ impl World {
         let loss = self.config.twin.link_loss;
         let mut active = false;
         for to_b in [true, false] {
-            let mut frames = Vec::new();
-            let mut used = 0usize;
-            while used < budget {
-                let k = &mut self.isl[l];
-                let sender = if to_b { &mut k.a_end } else { &mut k.b_end };
-                let Some(f) = sender.poll_transmit(now_ms) else {
-                    break;
-                };
-                used += f.len();
-                self.frames_sent += 1;
-                if self.unit() < loss {
-                    self.frames_lost += 1;
-                    continue;
-                }
-                frames.push(f);
-            }
+            let k = &mut self.isl[l];
+            let sender = if to_b { &mut k.a_end } else { &mut k.b_end };
+            let (frames, used) = draw_frames(
+                sender,
+                &mut self.rng,
+                (now_ms, budget, loss),
+                None,
+                &mut self.frames_sent,
+                &mut self.frames_lost,
+            );
             self.bytes_isl += used as u64;
             if !frames.is_empty() {
                 active = true;
@@ -944,24 +906,12 @@ impl World {
         if self.isl[l].epoch != epoch {
             return;
         }
-        let mut delivered = Vec::new();
-        {
-            let k = &mut self.isl[l];
-            let (receiver, other) = if to_b {
-                (&mut k.b_end, &mut k.a_end)
-            } else {
-                (&mut k.a_end, &mut k.b_end)
-            };
-            for f in &frames {
-                let _ = receiver.handle_frame(f);
-            }
-            while let Some(e) = receiver.poll_event() {
-                if let LinkEvent::Delivered { payload, .. } = e {
-                    delivered.push(payload);
-                }
-            }
-            while other.poll_event().is_some() {}
-        }
+        let k = &mut self.isl[l];
+        let delivered = if to_b {
+            deliver(&mut k.b_end, &mut k.a_end, &frames)
+        } else {
+            deliver(&mut k.a_end, &mut k.b_end, &frames)
+        };
         let to = if to_b { self.isl[l].b } else { self.isl[l].a };
         let node_now = self.node_now(to);
         for payload in delivered {
@@ -1477,6 +1427,72 @@ impl World {
             trace_hash,
         }
     }
+}
+
+/// A uniform draw in [0, 1).
+fn unit(rng: &mut SplitMix64) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Frame faults on a link: corruption and duplication, each until an instant and at a rate.
+#[derive(Clone, Copy)]
+struct Tamper {
+    now: Instant,
+    corrupt: (Instant, f64),
+    duplicate: (Instant, f64),
+}
+
+/// One direction of one slice of link time: frames drawn from `sender` (at `now_ms`, within `budget` bytes), each
+/// lost with probability `loss`, then corrupted or duplicated as `tamper` says. The frames that arrive, and the
+/// bytes sent.
+fn draw_frames(
+    sender: &mut Session,
+    rng: &mut SplitMix64,
+    (now_ms, budget, loss): (i64, usize, f64),
+    tamper: Option<Tamper>,
+    sent: &mut u64,
+    lost: &mut u64,
+) -> (Vec<Vec<u8>>, usize) {
+    let mut frames = Vec::new();
+    let mut used = 0usize;
+    while used < budget {
+        let Some(mut f) = sender.poll_transmit(now_ms) else {
+            break;
+        };
+        used += f.len();
+        *sent += 1;
+        if unit(rng) < loss {
+            *lost += 1;
+            continue;
+        }
+        if let Some(t) = tamper {
+            if t.now < t.corrupt.0 && unit(rng) < t.corrupt.1 && !f.is_empty() {
+                let at = (rng.next_u64() as usize) % f.len();
+                f[at] ^= 0x5a;
+            }
+            if t.now < t.duplicate.0 && unit(rng) < t.duplicate.1 {
+                frames.push(f.clone());
+            }
+        }
+        frames.push(f);
+    }
+    (frames, used)
+}
+
+/// Feeds frames to a session end and returns the messages it delivered; the other end's events (acknowledged
+/// sends) are drained. A corrupt frame is refused by the session and simply not acknowledged.
+fn deliver(receiver: &mut Session, other: &mut Session, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    for f in frames {
+        let _ = receiver.handle_frame(f);
+    }
+    let mut delivered = Vec::new();
+    while let Some(e) = receiver.poll_event() {
+        if let LinkEvent::Delivered { payload, .. } = e {
+            delivered.push(payload);
+        }
+    }
+    while other.poll_event().is_some() {}
+    delivered
 }
 
 /// Jobs arriving uniformly over the spread, each with a tenant, a tile class and seed, a deadline and a priority.

@@ -1,0 +1,389 @@
+//! The ground's durable store: tenants (with the hash of their API token, never the token), jobs (the record the
+//! shared state machine keeps, the input until the node has it, the result until it is fetched), the usage ledger
+//! and the audit log of every state-changing action.
+//!
+//! [`Store`] is the interface the service is written against, so a PostgreSQL implementation can stand beside the
+//! embedded default, [`SqliteStore`]: one file, no server, write-ahead log, `synchronous = FULL` — a call that
+//! returns `Ok` has reached the disk. Writes take batches so a service can commit many submissions in one
+//! transaction (group commit) and acknowledge each only after it.
+
+use odc_model::id::{JobId, TenantId};
+use odc_model::job::Job;
+use odc_model::tenant::{Tenant, UsageRecord};
+use odc_model::time::Instant;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::future::Future;
+use std::path::Path;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed (disk full, locked, corrupt file…).
+    #[error("store: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored record no longer decodes (written by an incompatible version, or damaged).
+    #[error("store: record {key} does not decode: {why}")]
+    Corrupt {
+        /// Which record.
+        key: String,
+        /// Why.
+        why: String,
+    },
+}
+
+/// A tenant as stored: the account and the hash of its API token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantRecord {
+    /// The account (quota, share weight).
+    pub tenant: Tenant,
+    /// BLAKE3 of the bearer token.
+    pub token_hash: [u8; 32],
+}
+
+/// One job to write: its record, and its input while the ground still holds it (`None` leaves the stored input
+/// as it is; `Some(empty)` drops it).
+#[derive(Debug, Clone)]
+pub struct JobWrite {
+    /// The job as the state machine has it.
+    pub job: Job,
+    /// Input bytes, if they change.
+    pub input: Option<Vec<u8>>,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    /// When.
+    pub at: Instant,
+    /// Who: `tenant:<id>` or `operator:<name>`.
+    pub who: String,
+    /// What was done (`submit`, `cancel`, `tenant.create`…).
+    pub action: String,
+    /// What it was done to.
+    pub target: String,
+}
+
+/// What the ground keeps on disk. Every write is durable when its future resolves to `Ok`.
+pub trait Store: Send + Sync + 'static {
+    /// Creates or replaces a tenant.
+    fn put_tenant(
+        &self,
+        record: &TenantRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The tenant whose token hashes to this, if any.
+    fn tenant_by_token(
+        &self,
+        token_hash: [u8; 32],
+    ) -> impl Future<Output = Result<Option<TenantRecord>, StoreError>> + Send;
+    /// Every tenant.
+    fn tenants(&self) -> impl Future<Output = Result<Vec<TenantRecord>, StoreError>> + Send;
+    /// Writes jobs, all or none, in one transaction; with them, audit entries for the same actions.
+    fn put_jobs(
+        &self,
+        jobs: &[JobWrite],
+        audit: &[AuditEntry],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// One job.
+    fn job(&self, id: JobId) -> impl Future<Output = Result<Option<Job>, StoreError>> + Send;
+    /// A tenant's jobs, newest first, at most `limit`.
+    fn jobs_of(
+        &self,
+        tenant: TenantId,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
+    /// Jobs not yet closed, with their inputs: what a restarted ground rebuilds its core from.
+    fn open_jobs(&self) -> impl Future<Output = Result<Vec<(Job, Vec<u8>)>, StoreError>> + Send;
+    /// Stores a delivered job's result and its usage record, with the job's final record, in one transaction.
+    fn put_delivery(
+        &self,
+        job: &Job,
+        result: &[u8],
+        usage: &UsageRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A delivered job's result.
+    fn result(&self, id: JobId)
+    -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+    /// A tenant's usage records.
+    fn usage_of(
+        &self,
+        tenant: TenantId,
+    ) -> impl Future<Output = Result<Vec<UsageRecord>, StoreError>> + Send;
+    /// The audit log, oldest first.
+    fn audit_log(&self) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
+}
+
+/// The embedded default: one SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS tenants (
+        id TEXT PRIMARY KEY,
+        token_hash BLOB NOT NULL UNIQUE,
+        record TEXT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS jobs (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        closed INTEGER NOT NULL,
+        record TEXT NOT NULL,
+        input BLOB,
+        result BLOB
+    )",
+    "CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, id)",
+    "CREATE INDEX IF NOT EXISTS jobs_open ON jobs (closed)",
+    "CREATE TABLE IF NOT EXISTS usage (
+        job TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        record TEXT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL,
+        who TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL
+    )",
+];
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in one file.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        for statement in SCHEMA {
+            sqlx::query(*statement).execute(&pool).await?;
+        }
+        Ok(SqliteStore { pool })
+    }
+
+    /// Closes the pool, waiting for connections to finish (and the log to be checkpointed).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> String {
+    // Model records always serialise (no maps with non-string keys, no non-finite floats by construction).
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        key: key.to_string(),
+        why: e.to_string(),
+    })
+}
+
+fn tenant_row(row: &sqlx::sqlite::SqliteRow) -> Result<TenantRecord, StoreError> {
+    let id: String = row.try_get("id")?;
+    let hash: Vec<u8> = row.try_get("token_hash")?;
+    let record: String = row.try_get("record")?;
+    let token_hash: [u8; 32] = hash.try_into().map_err(|_| StoreError::Corrupt {
+        key: id.clone(),
+        why: "token hash is not 32 bytes".into(),
+    })?;
+    Ok(TenantRecord {
+        tenant: decode(&id, &record)?,
+        token_hash,
+    })
+}
+
+fn job_row(row: &sqlx::sqlite::SqliteRow) -> Result<Job, StoreError> {
+    let id: String = row.try_get("id")?;
+    let record: String = row.try_get("record")?;
+    decode(&id, &record)
+}
+
+impl Store for SqliteStore {
+    async fn put_tenant(&self, record: &TenantRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tenants (id, token_hash, record) VALUES (?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET token_hash = excluded.token_hash, record = excluded.record",
+        )
+        .bind(record.tenant.id.to_string())
+        .bind(record.token_hash.to_vec())
+        .bind(encode(&record.tenant))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn tenant_by_token(
+        &self,
+        token_hash: [u8; 32],
+    ) -> Result<Option<TenantRecord>, StoreError> {
+        let row = sqlx::query("SELECT id, token_hash, record FROM tenants WHERE token_hash = ?")
+            .bind(token_hash.to_vec())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(tenant_row).transpose()
+    }
+
+    async fn tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
+        let rows = sqlx::query("SELECT id, token_hash, record FROM tenants ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(tenant_row).collect()
+    }
+
+    async fn put_jobs(&self, jobs: &[JobWrite], audit: &[AuditEntry]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for w in jobs {
+            let closed = w.job.state.is_terminal();
+            let id = w.job.id.to_string();
+            let record = encode(&w.job);
+            match &w.input {
+                Some(input) => {
+                    let input = (!input.is_empty()).then_some(input.as_slice());
+                    sqlx::query(
+                        "INSERT INTO jobs (id, tenant, closed, record, input) VALUES (?, ?, ?, ?, ?)
+                         ON CONFLICT (id) DO UPDATE SET closed = excluded.closed, record = excluded.record,
+                         input = excluded.input",
+                    )
+                    .bind(&id)
+                    .bind(w.job.spec.tenant.to_string())
+                    .bind(closed)
+                    .bind(&record)
+                    .bind(input)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query(
+                        "INSERT INTO jobs (id, tenant, closed, record) VALUES (?, ?, ?, ?)
+                         ON CONFLICT (id) DO UPDATE SET closed = excluded.closed, record = excluded.record",
+                    )
+                    .bind(&id)
+                    .bind(w.job.spec.tenant.to_string())
+                    .bind(closed)
+                    .bind(&record)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        for a in audit {
+            sqlx::query("INSERT INTO audit (at_ms, who, action, target) VALUES (?, ?, ?, ?)")
+                .bind(a.at.unix_ms())
+                .bind(&a.who)
+                .bind(&a.action)
+                .bind(&a.target)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query("SELECT id, record FROM jobs WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(job_row).transpose()
+    }
+
+    async fn jobs_of(&self, tenant: TenantId, limit: u32) -> Result<Vec<Job>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, record FROM jobs WHERE tenant = ? ORDER BY id DESC LIMIT ?")
+                .bind(tenant.to_string())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(job_row).collect()
+    }
+
+    async fn open_jobs(&self) -> Result<Vec<(Job, Vec<u8>)>, StoreError> {
+        let rows = sqlx::query("SELECT id, record, input FROM jobs WHERE closed = 0 ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let input: Option<Vec<u8>> = row.try_get("input")?;
+                Ok((job_row(row)?, input.unwrap_or_default()))
+            })
+            .collect()
+    }
+
+    async fn put_delivery(
+        &self,
+        job: &Job,
+        result: &[u8],
+        usage: &UsageRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE jobs SET closed = ?, record = ?, input = NULL, result = ? WHERE id = ?",
+        )
+        .bind(job.state.is_terminal())
+        .bind(encode(job))
+        .bind(result)
+        .bind(job.id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        // Metering exactly once: a second delivery of the same job leaves the first record.
+        sqlx::query(
+            "INSERT INTO usage (job, tenant, record) VALUES (?, ?, ?) ON CONFLICT (job) DO NOTHING",
+        )
+        .bind(usage.job.to_string())
+        .bind(usage.tenant.to_string())
+        .bind(encode(usage))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn result(&self, id: JobId) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT result FROM jobs WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<Option<Vec<u8>>, _>("result"))
+            .transpose()?
+            .flatten())
+    }
+
+    async fn usage_of(&self, tenant: TenantId) -> Result<Vec<UsageRecord>, StoreError> {
+        let rows = sqlx::query("SELECT job, record FROM usage WHERE tenant = ? ORDER BY job")
+            .bind(tenant.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let job: String = row.try_get("job")?;
+                let record: String = row.try_get("record")?;
+                decode(&job, &record)
+            })
+            .collect()
+    }
+
+    async fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query("SELECT at_ms, who, action, target FROM audit ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    at: Instant::from_unix_ms(row.try_get("at_ms")?),
+                    who: row.try_get("who")?,
+                    action: row.try_get("action")?,
+                    target: row.try_get("target")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,224 @@
+//! The embedded store: what it says is written survives closing and reopening the file; batches commit whole;
+//! a delivery is metered once however often it is written; tokens are found only by their hash; a damaged record
+//! is an error that names it.
+
+use odc_ground::store::{AuditEntry, JobWrite, SqliteStore, Store, StoreError, TenantRecord};
+use odc_model::id::{IdGenerator, ModelId, NodeId, StationId};
+use odc_model::job::{BlobRef, Job, JobEvent, JobSpec, JobState, Priority};
+use odc_model::tenant::{Quota, Tenant, Usage, UsageRecord};
+use odc_model::time::{Duration, Instant};
+
+fn t0() -> Instant {
+    Instant::from_unix_ms(1_780_000_000_000)
+}
+
+fn tenant(ids: &mut IdGenerator, name: &str) -> Tenant {
+    Tenant {
+        id: ids.tenant(t0()),
+        name: name.into(),
+        quota: Quota {
+            accelerator_s: 1000.0,
+            energy_wh: 100.0,
+            uplink_bytes: 1 << 30,
+            downlink_bytes: 1 << 30,
+            period: Duration::from_hours(24),
+        },
+        share_weight: 1,
+    }
+}
+
+fn accepted(ids: &mut IdGenerator, tenant: &Tenant, key: &str, input: &[u8]) -> Job {
+    let spec = JobSpec {
+        tenant: tenant.id,
+        model: ModelId::new("m").expect("id"),
+        input: BlobRef::of(input),
+        output_bound_bytes: 64,
+        deadline: t0() + Duration::from_hours(6),
+        priority: Priority::new(5).expect("priority"),
+        idempotency_key: key.into(),
+    };
+    let mut job = Job::new(ids.job(t0()), spec, t0());
+    job.apply(&JobEvent::Accept, t0()).expect("accept");
+    job
+}
+
+fn audit(who: &str, action: &str, target: &str) -> AuditEntry {
+    AuditEntry {
+        at: t0(),
+        who: who.into(),
+        action: action.into(),
+        target: target.into(),
+    }
+}
+
+#[tokio::test]
+async fn what_was_written_survives_a_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ground.db");
+    let mut ids = IdGenerator::seeded(1);
+    let a = tenant(&mut ids, "a");
+    let b = tenant(&mut ids, "b");
+    let jobs: Vec<JobWrite> = (0..50)
+        .map(|k| JobWrite {
+            job: accepted(
+                &mut ids,
+                if k % 2 == 0 { &a } else { &b },
+                &format!("k{k}"),
+                &[k as u8; 100],
+            ),
+            input: Some(vec![k as u8; 100]),
+        })
+        .collect();
+    {
+        let store = SqliteStore::open(&path).await.expect("open");
+        for (t, token) in [(&a, [1u8; 32]), (&b, [2u8; 32])] {
+            store
+                .put_tenant(&TenantRecord {
+                    tenant: t.clone(),
+                    token_hash: token,
+                })
+                .await
+                .expect("tenant");
+        }
+        let entries: Vec<AuditEntry> = jobs
+            .iter()
+            .map(|w| {
+                audit(
+                    &format!("tenant:{}", w.job.spec.tenant),
+                    "submit",
+                    &w.job.id.to_string(),
+                )
+            })
+            .collect();
+        store.put_jobs(&jobs, &entries).await.expect("jobs");
+        store.close().await;
+    }
+    let store = SqliteStore::open(&path).await.expect("reopen");
+    let found = store.tenant_by_token([2u8; 32]).await.expect("query");
+    assert_eq!(found.map(|r| r.tenant), Some(b.clone()));
+    assert_eq!(store.tenant_by_token([3u8; 32]).await.expect("query"), None);
+    assert_eq!(store.tenants().await.expect("tenants").len(), 2);
+    let open = store.open_jobs().await.expect("open jobs");
+    assert_eq!(open.len(), 50, "every acknowledged job is there");
+    for (job, input) in &open {
+        assert_eq!(BlobRef::of(input), job.spec.input, "with its input");
+        assert_eq!(job.state, JobState::Accepted);
+    }
+    let of_a = store.jobs_of(a.id, 1000).await.expect("jobs of a");
+    assert_eq!(of_a.len(), 25);
+    assert!(of_a.iter().all(|j| j.spec.tenant == a.id));
+    assert_eq!(store.jobs_of(a.id, 3).await.expect("limited").len(), 3);
+    assert_eq!(store.audit_log().await.expect("audit").len(), 50);
+    let first = &jobs[0].job;
+    assert_eq!(
+        store.job(first.id).await.expect("job").as_ref(),
+        Some(first)
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_closes_the_job_and_is_metered_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("g.db"))
+        .await
+        .expect("open");
+    let mut ids = IdGenerator::seeded(2);
+    let t = tenant(&mut ids, "t");
+    let input = b"tile".to_vec();
+    let mut job = accepted(&mut ids, &t, "k", &input);
+    store
+        .put_jobs(
+            &[JobWrite {
+                job: job.clone(),
+                input: Some(input),
+            }],
+            &[],
+        )
+        .await
+        .expect("job");
+    let result = vec![7u8; 16];
+    let output = BlobRef::of(&result);
+    let node = NodeId::new("n1").expect("id");
+    for event in [
+        JobEvent::Plan {
+            plan: ids.plan(t0()),
+            batch: ids.batch(t0()),
+            node: node.clone(),
+        },
+        JobEvent::Uplink { node: node.clone() },
+        JobEvent::Finish {
+            output,
+            accelerator_s: 2.0,
+            energy_wh: 0.1,
+        },
+        JobEvent::Downlink {
+            station: StationId::new("gs").expect("id"),
+            output,
+        },
+        JobEvent::Deliver,
+    ] {
+        job.apply(&event, t0()).expect("transition");
+    }
+    let usage = UsageRecord {
+        job: job.id,
+        tenant: t.id,
+        node: Some(node),
+        at: t0(),
+        usage: Usage {
+            accelerator_s: 2.0,
+            energy_wh: 0.1,
+            uplink_bytes: 4,
+            downlink_bytes: 16,
+        },
+    };
+    store
+        .put_delivery(&job, &result, &usage)
+        .await
+        .expect("delivery");
+    store
+        .put_delivery(&job, &result, &usage)
+        .await
+        .expect("again");
+    assert_eq!(store.result(job.id).await.expect("result"), Some(result));
+    assert_eq!(store.usage_of(t.id).await.expect("usage"), vec![usage]);
+    assert!(
+        store.open_jobs().await.expect("open").is_empty(),
+        "a delivered job is closed"
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_record_is_an_error_that_names_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("g.db");
+    let store = SqliteStore::open(&path).await.expect("open");
+    let mut ids = IdGenerator::seeded(3);
+    let t = tenant(&mut ids, "t");
+    let job = accepted(&mut ids, &t, "k", b"x");
+    store
+        .put_jobs(
+            &[JobWrite {
+                job: job.clone(),
+                input: None,
+            }],
+            &[],
+        )
+        .await
+        .expect("job");
+    store.close().await;
+    {
+        let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("raw");
+        sqlx::query("UPDATE jobs SET record = 'not a job'")
+            .execute(&raw)
+            .await
+            .expect("damage");
+        raw.close().await;
+    }
+    let store = SqliteStore::open(&path).await.expect("reopen");
+    match store.job(job.id).await {
+        Err(StoreError::Corrupt { key, .. }) => assert_eq!(key, job.id.to_string()),
+        other => panic!("expected a corrupt-record error, got {other:?}"),
+    }
+}

@@ -944,6 +944,40 @@ impl GroundCore {
         self.deliveries.pop_front()
     }
 
+    /// The job a tenant's idempotency key already names, if any.
+    pub fn job_for_key(&self, tenant: TenantId, key: &str) -> Option<JobId> {
+        self.keys.get(&(tenant, key.to_string())).copied()
+    }
+
+    /// One job, as the state machine has it.
+    pub fn job(&self, id: JobId) -> Option<&Job> {
+        self.jobs.get(&id).map(|j| &j.job)
+    }
+
+    /// A tenant's account, if known.
+    pub fn tenant(&self, id: TenantId) -> Option<&Tenant> {
+        self.tenants.get(&id).map(|t| &t.0)
+    }
+
+    /// Undoes an acceptance that could not be made durable (the store failed before the tenant was told): the
+    /// job, its idempotency key and its reservation go, as if it had been refused. Only an `Accepted` job.
+    pub fn withdraw(&mut self, id: JobId) -> bool {
+        if !self
+            .jobs
+            .get(&id)
+            .is_some_and(|j| j.job.state == JobState::Accepted)
+        {
+            return false;
+        }
+        self.release(id);
+        if let Some(j) = self.jobs.remove(&id) {
+            self.keys
+                .remove(&(j.job.spec.tenant, j.job.spec.idempotency_key.clone()));
+            self.deadlines.remove(&(j.job.spec.deadline, id));
+        }
+        true
+    }
+
     /// Every job, for reports and checks.
     pub fn jobs(&self) -> impl Iterator<Item = &Job> {
         self.jobs.values().map(|j| &j.job)

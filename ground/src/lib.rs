@@ -3,6 +3,7 @@
 //! its own. The services around it (tenant and operator APIs, the QUIC dispatcher) are shells; `store` is what
 //! they keep on disk. The digital twin drives the same core in simulated time.
 
+pub mod api;
 pub mod core;
 pub mod store;
 

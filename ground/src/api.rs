@@ -1,0 +1,519 @@
+//! The tenant API: HTTP/JSON over axum, a thin shell around the ground core and the store.
+//!
+//! Every request names its caller with `Authorization: Bearer <token>`; tokens are held only as BLAKE3 hashes.
+//! A tenant sees only its own jobs: another tenant's job answers exactly as a job that does not exist. Errors are
+//! JSON `{"code": …, "message": …}` with a stable code. A submission is acknowledged only once the job is
+//! durable: submissions queue for a writer task that commits them in batches (group commit), one transaction for
+//! many requests, and each request waits for its batch.
+
+use crate::core::{GroundCore, SubmitError};
+use crate::store::{AuditEntry, JobWrite, Store, StoreError, TenantRecord};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use odc_model::id::{JobId, ModelId, TenantId};
+use odc_model::job::{BlobRef, Job, JobSpec, JobState, Priority};
+use odc_model::tenant::{Quota, Usage};
+use odc_model::time::{Clock, Instant};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{mpsc, oneshot};
+
+/// Largest request body accepted by default (a 64 MiB input, base64-encoded, and its fields).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 90 << 20;
+/// Most submissions committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// Who is calling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Principal {
+    /// A tenant.
+    Tenant(TenantId),
+    /// An operator.
+    Operator,
+}
+
+/// The hash under which a bearer token is kept.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    *blake3::hash(token.as_bytes()).as_bytes()
+}
+
+/// An API error: HTTP status, a stable code, a readable message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiError {
+    /// HTTP status.
+    #[serde(skip)]
+    pub status: StatusCode,
+    /// Stable, machine-readable.
+    pub code: &'static str,
+    /// For people.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A job that does not exist, or is not the caller's: the same answer for both.
+    fn no_such_job() -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such job")
+    }
+
+    fn store(e: StoreError) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            format!("nothing was changed: {e}"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(&self)).into_response()
+    }
+}
+
+/// What a tenant submits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// The model to run.
+    pub model: String,
+    /// The input, base64 (standard alphabet, padded).
+    pub input: String,
+    /// Largest result accepted, bytes.
+    pub output_bound_bytes: u64,
+    /// Deliver by, RFC 3339.
+    pub deadline: Instant,
+    /// 0 (lowest) to 9; 5 if absent.
+    #[serde(default)]
+    pub priority: Option<u8>,
+    /// The same key again returns the same job instead of a second one.
+    pub idempotency_key: String,
+}
+
+/// A job as a tenant sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    /// Its id.
+    pub id: JobId,
+    /// State name (`accepted`, `planned`, … `delivered`, `failed`, `expired`, `cancelled`).
+    pub state: String,
+    /// Why it failed, if it did.
+    pub failure: Option<String>,
+    /// The model.
+    pub model: String,
+    /// Input digest (BLAKE3, hex) and size.
+    pub input_digest: String,
+    /// Input size, bytes.
+    pub input_bytes: u64,
+    /// When it was submitted.
+    pub submitted_at: Instant,
+    /// Deliver by.
+    pub deadline: Instant,
+    /// Its idempotency key.
+    pub idempotency_key: String,
+}
+
+impl JobView {
+    fn of(job: &Job) -> JobView {
+        JobView {
+            id: job.id,
+            state: job.state.name().to_string(),
+            failure: match &job.state {
+                JobState::Failed { reason } => Some(format!("{reason:?}")),
+                _ => None,
+            },
+            model: job.spec.model.as_str().to_string(),
+            input_digest: job.spec.input.digest.to_hex(),
+            input_bytes: job.spec.input.size_bytes,
+            submitted_at: job.history.first().map_or(Instant::EPOCH, |h| h.at),
+            deadline: job.spec.deadline,
+            idempotency_key: job.spec.idempotency_key.clone(),
+        }
+    }
+}
+
+/// A tenant's consumption against its quota.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageView {
+    /// Used by delivered jobs.
+    pub used: Usage,
+    /// Reserved by open jobs.
+    pub reserved: Usage,
+    /// The quota.
+    pub quota: Quota,
+}
+
+/// A list of jobs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobList {
+    /// Newest first.
+    pub jobs: Vec<JobView>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    limit: Option<usize>,
+}
+
+struct Pending {
+    write: JobWrite,
+    audit: AuditEntry,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// The ground service's shared state: the core, the store, the clock and the callers it knows.
+pub struct Ground<S: Store> {
+    core: Mutex<GroundCore>,
+    store: Arc<S>,
+    clock: Arc<dyn Clock>,
+    principals: RwLock<HashMap<[u8; 32], Principal>>,
+    commits: mpsc::Sender<Pending>,
+}
+
+impl<S: Store> Ground<S> {
+    /// A service over a core and a store; starts the group-commit writer (needs a Tokio runtime). Tenants and their
+    /// token hashes come from the store; operator tokens are given.
+    pub async fn start(
+        core: GroundCore,
+        store: S,
+        clock: Arc<dyn Clock>,
+        operator_token_hashes: &[[u8; 32]],
+    ) -> Result<Arc<Ground<S>>, StoreError> {
+        let store = Arc::new(store);
+        let mut principals = HashMap::new();
+        for t in store.tenants().await? {
+            principals.insert(t.token_hash, Principal::Tenant(t.tenant.id));
+        }
+        for h in operator_token_hashes {
+            principals.insert(*h, Principal::Operator);
+        }
+        let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
+        tokio::spawn(commit_loop(store.clone(), rx));
+        Ok(Arc::new(Ground {
+            core: Mutex::new(core),
+            store,
+            clock,
+            principals: RwLock::new(principals),
+            commits: tx,
+        }))
+    }
+
+    /// Registers a tenant (durably) with the hash of its token.
+    pub async fn add_tenant(&self, record: TenantRecord) -> Result<(), StoreError> {
+        self.store.put_tenant(&record).await?;
+        if let Ok(mut p) = self.principals.write() {
+            p.insert(record.token_hash, Principal::Tenant(record.tenant.id));
+        }
+        Ok(())
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    fn core(&self) -> Result<std::sync::MutexGuard<'_, GroundCore>, ApiError> {
+        self.core.lock().map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the ground core failed earlier; restart the service",
+            )
+        })
+    }
+
+    fn caller(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        let unauthenticated =
+            |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", m);
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| unauthenticated("an Authorization: Bearer token is required"))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthenticated("the Authorization header must be `Bearer <token>`"))?;
+        self.principals
+            .read()
+            .ok()
+            .and_then(|p| p.get(&token_hash(token.trim())).copied())
+            .ok_or_else(|| unauthenticated("the token is not valid"))
+    }
+
+    fn tenant_caller(&self, headers: &HeaderMap) -> Result<TenantId, ApiError> {
+        match self.caller(headers)? {
+            Principal::Tenant(t) => Ok(t),
+            Principal::Operator => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "tenant endpoints take a tenant's token",
+            )),
+        }
+    }
+
+    /// The caller's job, or the same not-found for a missing job and another tenant's.
+    fn own_job(&self, tenant: TenantId, id: &str) -> Result<Job, ApiError> {
+        let id = JobId::from_str(id).map_err(|_| ApiError::no_such_job())?;
+        self.core()?
+            .job(id)
+            .filter(|j| j.spec.tenant == tenant)
+            .cloned()
+            .ok_or_else(ApiError::no_such_job)
+    }
+
+    async fn commit(&self, write: JobWrite, audit: AuditEntry) -> Result<(), ApiError> {
+        let (done, wait) = oneshot::channel();
+        let unavailable =
+            |m: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", m);
+        self.commits
+            .send(Pending { write, audit, done })
+            .await
+            .map_err(|_| unavailable("the store writer has stopped".into()))?;
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(unavailable(format!("nothing was changed: {e}"))),
+            Err(_) => Err(unavailable("the store writer has stopped".into())),
+        }
+    }
+}
+
+/// Commits queued writes in batches: one transaction for everything waiting, then every waiter is told.
+async fn commit_loop<S: Store>(store: Arc<S>, mut rx: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut writes = Vec::with_capacity(batch.len());
+        let mut audits = Vec::with_capacity(batch.len());
+        let mut waiters = Vec::with_capacity(batch.len());
+        for p in batch.drain(..) {
+            writes.push(p.write);
+            audits.push(p.audit);
+            waiters.push(p.done);
+        }
+        let outcome = store
+            .put_jobs(&writes, &audits)
+            .await
+            .map_err(|e| e.to_string());
+        for w in waiters {
+            let _ = w.send(outcome.clone());
+        }
+    }
+}
+
+/// The routes of the tenant API.
+pub fn router<S: Store>(ground: Arc<Ground<S>>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/jobs", post(submit::<S>).get(list::<S>))
+        .route("/v1/jobs/{id}", get(status::<S>))
+        .route("/v1/jobs/{id}/cancel", post(cancel::<S>))
+        .route("/v1/jobs/{id}/result", get(result::<S>))
+        .route("/v1/usage", get(usage::<S>))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(ground)
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+}
+
+async fn submit<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    let tenant = g.tenant_caller(&headers)?;
+    let req: SubmitRequest = serde_json::from_slice(&body)
+        .map_err(|e| bad_request(format!("the body is not a job submission: {e}")))?;
+    let input = base64::engine::general_purpose::STANDARD
+        .decode(req.input.as_bytes())
+        .map_err(|e| bad_request(format!("`input` is not base64: {e}")))?;
+    let model = ModelId::new(&req.model).map_err(|e| bad_request(format!("`model`: {e}")))?;
+    let priority = Priority::new(req.priority.unwrap_or(5))
+        .ok_or_else(|| bad_request("`priority` must be 0 to 9"))?;
+    let spec = JobSpec {
+        tenant,
+        model,
+        input: BlobRef::of(&input),
+        output_bound_bytes: req.output_bound_bytes,
+        deadline: req.deadline,
+        priority,
+        idempotency_key: req.idempotency_key,
+    };
+    let now = g.clock.now();
+    let (job, new) = {
+        let mut core = g.core()?;
+        let known = core.job_for_key(tenant, &spec.idempotency_key);
+        let id = core.submit(spec, input.clone(), now).map_err(|e| match e {
+            SubmitError::Quota(what) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                format!("quota exceeded: {what}"),
+            ),
+            SubmitError::UnknownTenant => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this tenant is not known to the ground core",
+            ),
+            other => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_job",
+                other.to_string(),
+            ),
+        })?;
+        let job = core.job(id).cloned().ok_or_else(ApiError::no_such_job)?;
+        (job, known.is_none())
+    };
+    if !new {
+        return Ok((StatusCode::OK, Json(JobView::of(&job))));
+    }
+    let audit = AuditEntry {
+        at: now,
+        who: format!("tenant:{tenant}"),
+        action: "submit".into(),
+        target: job.id.to_string(),
+    };
+    let write = JobWrite {
+        job: job.clone(),
+        input: Some(input),
+    };
+    if let Err(e) = g.commit(write, audit).await {
+        // Not durable, so not accepted: the core forgets it and the tenant may retry with the same key.
+        if let Ok(mut core) = g.core() {
+            core.withdraw(job.id);
+        }
+        return Err(e);
+    }
+    Ok((StatusCode::CREATED, Json(JobView::of(&job))))
+}
+
+async fn list<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<JobList>, ApiError> {
+    let tenant = g.tenant_caller(&headers)?;
+    let limit = q.limit.unwrap_or(100).min(1000);
+    let core = g.core()?;
+    let mut jobs: Vec<JobView> = core
+        .jobs()
+        .filter(|j| j.spec.tenant == tenant)
+        .map(JobView::of)
+        .collect();
+    // Ids sort by creation time: newest first.
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
+    jobs.truncate(limit);
+    Ok(Json(JobList { jobs }))
+}
+
+async fn status<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    let tenant = g.tenant_caller(&headers)?;
+    Ok(Json(JobView::of(&g.own_job(tenant, &id)?)))
+}
+
+async fn cancel<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    let tenant = g.tenant_caller(&headers)?;
+    let job = g.own_job(tenant, &id)?;
+    let now = g.clock.now();
+    let cancelled = {
+        let mut core = g.core()?;
+        core.cancel(tenant, job.id, now)
+            .map_err(|why| ApiError::new(StatusCode::CONFLICT, "conflict", why))?;
+        core.job(job.id)
+            .cloned()
+            .ok_or_else(ApiError::no_such_job)?
+    };
+    let audit = AuditEntry {
+        at: now,
+        who: format!("tenant:{tenant}"),
+        action: "cancel".into(),
+        target: job.id.to_string(),
+    };
+    g.commit(
+        JobWrite {
+            job: cancelled.clone(),
+            input: Some(Vec::new()),
+        },
+        audit,
+    )
+    .await?;
+    Ok(Json(JobView::of(&cancelled)))
+}
+
+async fn result<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let tenant = g.tenant_caller(&headers)?;
+    let job = g.own_job(tenant, &id)?;
+    if job.state != JobState::Delivered {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_ready",
+            format!(
+                "the job is {}; a result exists once it is delivered",
+                job.state.name()
+            ),
+        ));
+    }
+    let bytes = g
+        .store
+        .result(job.id)
+        .await
+        .map_err(ApiError::store)?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the job is delivered but its result is missing from the store",
+            )
+        })?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+async fn usage<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    headers: HeaderMap,
+) -> Result<Json<UsageView>, ApiError> {
+    let tenant = g.tenant_caller(&headers)?;
+    let core = g.core()?;
+    let (used, reserved) = core.usage(tenant).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this tenant is not known to the ground core",
+        )
+    })?;
+    let quota = core.tenant(tenant).map(|t| t.quota).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this tenant is not known to the ground core",
+        )
+    })?;
+    Ok(Json(UsageView {
+        used,
+        reserved,
+        quota,
+    }))
+}

@@ -1,0 +1,328 @@
+//! The tenant API over a real store: every tenant endpoint against every kind of caller (its owner, another
+//! tenant, no token, a bad token, an operator), another tenant's job answering byte for byte like a missing one,
+//! submissions durable before they are acknowledged and idempotent by key, and bad requests refused with a code.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine as _;
+use http_body_util::BodyExt as _;
+use odc_budget::Illumination;
+use odc_ground::api::{DEFAULT_MAX_BODY_BYTES, Ground, JobList, JobView, router, token_hash};
+use odc_ground::store::{SqliteStore, Store, TenantRecord};
+use odc_ground::{GroundConfig, GroundCore, NodeInfo};
+use odc_model::id::{IdGenerator, ModelId, NodeId, StationId};
+use odc_model::spec::{ModelProfile, NodeSpec, StationSpec};
+use odc_model::tenant::{Quota, Tenant};
+use odc_model::time::{Duration, Instant, SimClock};
+use odc_planner::PlannerOptions;
+use std::sync::Arc;
+use tower::ServiceExt as _;
+
+fn t0() -> Instant {
+    Instant::from_unix_ms(1_780_000_000_000)
+}
+
+struct Api {
+    app: axum::Router,
+    ground: Arc<Ground<SqliteStore>>,
+    _dir: tempfile::TempDir,
+}
+
+fn tenant(ids: &mut IdGenerator, name: &str) -> Tenant {
+    Tenant {
+        id: ids.tenant(t0()),
+        name: name.into(),
+        quota: Quota {
+            accelerator_s: 10_000.0,
+            energy_wh: 1_000.0,
+            uplink_bytes: 1 << 30,
+            downlink_bytes: 1 << 30,
+            period: Duration::from_hours(24),
+        },
+        share_weight: 1,
+    }
+}
+
+async fn api() -> Api {
+    let mut ids = IdGenerator::seeded(5);
+    let a = tenant(&mut ids, "a");
+    let b = tenant(&mut ids, "b");
+    let node = NodeId::new("n1").expect("id");
+    let mut spec = NodeSpec::leo_default(node, 1);
+    spec.accelerator.models.insert(
+        ModelId::new("m").expect("id"),
+        ModelProfile {
+            input_bytes_per_s: 1_000.0,
+            batch_setup_s: 1.0,
+        },
+    );
+    let station =
+        StationSpec::with_defaults(StationId::new("gs").expect("id"), 0.0, 0.0, 0.0, 10.0);
+    let core = GroundCore::new(GroundConfig {
+        nodes: vec![NodeInfo {
+            spec,
+            altitude_km: 550.0,
+            illumination: Illumination::always_sunlit(),
+            initial_soc: 0.9,
+        }],
+        stations: vec![station],
+        contacts: Vec::new(),
+        isl: Default::default(),
+        tenants: vec![a.clone(), b.clone()],
+        horizon_end: t0() + Duration::from_hours(24),
+        plan_ahead: Duration::from_hours(12),
+        replan_every: Duration::from_mins(10),
+        planner: PlannerOptions::default(),
+        seed: 1,
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("ground.db"))
+        .await
+        .expect("store");
+    for (t, token) in [(&a, "token-a"), (&b, "token-b")] {
+        store
+            .put_tenant(&TenantRecord {
+                tenant: t.clone(),
+                token_hash: token_hash(token),
+            })
+            .await
+            .expect("tenant");
+    }
+    let clock = Arc::new(SimClock::new(t0()));
+    let ground = Ground::start(core, store, clock, &[token_hash("token-op")])
+        .await
+        .expect("start");
+    Api {
+        app: router(ground.clone(), DEFAULT_MAX_BODY_BYTES),
+        ground,
+        _dir: dir,
+    }
+}
+
+async fn call(
+    api: &Api,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<String>,
+) -> (StatusCode, Vec<u8>) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let req = match body {
+        Some(b) => req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(b)),
+        None => req.body(Body::empty()),
+    }
+    .expect("request");
+    let resp = api.app.clone().oneshot(req).await.expect("response");
+    let status = resp.status();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    (status, bytes)
+}
+
+fn submission(key: &str, input: &[u8]) -> String {
+    serde_json::json!({
+        "model": "m",
+        "input": base64::engine::general_purpose::STANDARD.encode(input),
+        "output_bound_bytes": 64,
+        "deadline": (t0() + Duration::from_hours(6)).to_rfc3339(),
+        "priority": 5,
+        "idempotency_key": key,
+    })
+    .to_string()
+}
+
+async fn submit(api: &Api, token: &str, key: &str) -> JobView {
+    let (status, body) = call(
+        api,
+        "POST",
+        "/v1/jobs",
+        Some(token),
+        Some(submission(key, b"tile")),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    serde_json::from_slice(&body).expect("job view")
+}
+
+fn code(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["code"].as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("<not an error body: {}>", String::from_utf8_lossy(body)))
+}
+
+#[tokio::test]
+async fn every_tenant_endpoint_against_every_kind_of_caller() {
+    let api = api().await;
+    let job = submit(&api, "token-a", "k1").await;
+    let to_cancel = submit(&api, "token-a", "k2").await;
+    let missing = IdGenerator::seeded(99).job(t0());
+    let endpoints: Vec<(&str, String, Option<String>)> = vec![
+        ("POST", "/v1/jobs".into(), Some(submission("k3", b"more"))),
+        ("GET", "/v1/jobs".into(), None),
+        ("GET", format!("/v1/jobs/{}", job.id), None),
+        ("POST", format!("/v1/jobs/{}/cancel", to_cancel.id), None),
+        ("GET", format!("/v1/jobs/{}/result", job.id), None),
+        ("GET", "/v1/usage".into(), None),
+    ];
+    for (method, path, body) in &endpoints {
+        let label = format!("{method} {path}");
+        // No token, a bad token, an operator's token: refused before anything is looked up.
+        for (token, status, expected) in [
+            (None, StatusCode::UNAUTHORIZED, "unauthenticated"),
+            (
+                Some("token-zzz"),
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+            ),
+            (Some("token-op"), StatusCode::FORBIDDEN, "forbidden"),
+        ] {
+            let (s, b) = call(&api, method, path, token, body.clone()).await;
+            assert_eq!(
+                (s, code(&b)),
+                (status, expected.to_string()),
+                "{label} with {token:?}"
+            );
+        }
+        // Another tenant: a job of a's is exactly a missing job.
+        let (s, b) = call(&api, method, path, Some("token-b"), body.clone()).await;
+        if path.contains("/v1/jobs/") {
+            let missing_path = path
+                .replace(&job.id.to_string(), &missing.to_string())
+                .replace(&to_cancel.id.to_string(), &missing.to_string());
+            let (ms, mb) = call(&api, method, &missing_path, Some("token-b"), body.clone()).await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "{label} as b");
+            assert_eq!(
+                (s, &b),
+                (ms, &mb),
+                "{label}: b sees a's job exactly as a missing one"
+            );
+        } else if *method == "GET" && path == "/v1/jobs" {
+            let list: JobList = serde_json::from_slice(&b).expect("list");
+            assert!(
+                list.jobs
+                    .iter()
+                    .all(|j| j.id != job.id && j.id != to_cancel.id),
+                "b lists none of a's jobs"
+            );
+        } else {
+            assert!(s.is_success(), "{label} as b: {s}");
+        }
+        // The owner.
+        let (s, b) = call(&api, method, path, Some("token-a"), body.clone()).await;
+        let expected = match (method.as_ref(), path.as_str()) {
+            ("POST", "/v1/jobs") => StatusCode::CREATED,
+            (_, p) if p.ends_with("/result") => StatusCode::CONFLICT,
+            _ => StatusCode::OK,
+        };
+        assert_eq!(s, expected, "{label} as a: {}", String::from_utf8_lossy(&b));
+    }
+    let (_, b) = call(&api, "GET", "/v1/jobs", Some("token-a"), None).await;
+    let list: JobList = serde_json::from_slice(&b).expect("list");
+    assert_eq!(list.jobs.len(), 3, "k1, k2 and k3");
+    let cancelled = list.jobs.iter().find(|j| j.id == to_cancel.id).expect("k2");
+    assert_eq!(cancelled.state, "cancelled");
+}
+
+#[tokio::test]
+async fn a_submission_is_durable_when_acknowledged_and_idempotent_by_key() {
+    let api = api().await;
+    let first = submit(&api, "token-a", "same").await;
+    let stored = api.ground.store().open_jobs().await.expect("open jobs");
+    assert!(
+        stored
+            .iter()
+            .any(|(j, input)| j.id == first.id && input == b"tile"),
+        "the acknowledged job and its input are in the store"
+    );
+    let (status, body) = call(
+        &api,
+        "POST",
+        "/v1/jobs",
+        Some("token-a"),
+        Some(submission("same", b"tile")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the same key again");
+    let again: JobView = serde_json::from_slice(&body).expect("view");
+    assert_eq!(again.id, first.id);
+    assert_eq!(api.ground.store().open_jobs().await.expect("open").len(), 1);
+    let audit = api.ground.store().audit_log().await.expect("audit");
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].action, "submit");
+    assert_eq!(audit[0].target, first.id.to_string());
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_with_a_code_and_change_nothing() {
+    let api = api().await;
+    let cases = [
+        ("{not json".to_string(), "bad_request"),
+        (r#"{"model":"m"}"#.to_string(), "bad_request"),
+        (
+            submission("k", b"x").replace("\"input\":\"", "\"input\":\"!!"),
+            "bad_request",
+        ),
+        (
+            submission("k", b"x").replace("\"m\"", "\"\""),
+            "bad_request",
+        ),
+        (submission("k", b""), "invalid_job"),
+        (
+            submission("k", b"x").replace(
+                &(t0() + Duration::from_hours(6)).to_rfc3339(),
+                &(t0() - Duration::from_hours(1)).to_rfc3339(),
+            ),
+            "invalid_job",
+        ),
+        (
+            submission("k", b"x").replace("\"priority\":5", "\"priority\":12"),
+            "bad_request",
+        ),
+    ];
+    for (body, expected) in cases {
+        let (status, reply) = call(
+            &api,
+            "POST",
+            "/v1/jobs",
+            Some("token-a"),
+            Some(body.clone()),
+        )
+        .await;
+        assert!(status.is_client_error(), "{body}: {status}");
+        assert_eq!(code(&reply), expected, "{body}");
+        let message = serde_json::from_slice::<serde_json::Value>(&reply).expect("json")["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(!message.is_empty(), "{body}: the error says why");
+    }
+    assert!(
+        api.ground
+            .store()
+            .open_jobs()
+            .await
+            .expect("open")
+            .is_empty()
+    );
+    let (status, reply) = call(&api, "GET", "/v1/jobs/not-an-id", Some("token-a"), None).await;
+    assert_eq!(
+        (status, code(&reply)),
+        (StatusCode::NOT_FOUND, "not_found".into())
+    );
+}

@@ -225,7 +225,7 @@ async fn every_tenant_endpoint_against_every_kind_of_caller() {
         }
         // The owner.
         let (s, b) = call(&api, method, path, Some("token-a"), body.clone()).await;
-        let expected = match (method.as_ref(), path.as_str()) {
+        let expected = match (*method, path.as_str()) {
             ("POST", "/v1/jobs") => StatusCode::CREATED,
             (_, p) if p.ends_with("/result") => StatusCode::CONFLICT,
             _ => StatusCode::OK,

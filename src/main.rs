@@ -38,6 +38,12 @@ enum Command {
     Isl(cmd::ephemeris::IslArgs),
     /// Plan a scenario (TOML): contacts, batches and routes; prints a summary and writes the plan as JSON.
     Plan(cmd::plan::PlanArgs),
+    /// A tenant's client of the ground API: submit, list, status, cancel, result, usage.
+    Tenant(cmd::client::TenantArgs),
+    /// An operator's client of the ground API: tenants.
+    Ops(cmd::client::OpsArgs),
+    /// The control-plane service: tenant and operator APIs over HTTP, on a durable store.
+    Ground(cmd::ground::GroundArgs),
     /// Certificates for the links: `pki init` creates the constellation CA, `pki issue --node N` a node's credentials.
     Pki(cmd::pki::PkiArgs),
     /// State vectors of one satellite: TEME, Earth-fixed, geodetic, and look angles from a station.
@@ -96,6 +102,9 @@ fn main() -> ExitCode {
         Command::Propagate(args) => cmd::ephemeris::propagate(args),
         Command::Plan(args) => cmd::plan::run(args),
         Command::Pki(args) => cmd::pki::run(args),
+        Command::Ground(args) => cmd::ground::run(args),
+        Command::Tenant(args) => cmd::client::tenant(args),
+        Command::Ops(args) => cmd::client::ops(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -492,3 +492,104 @@ fn twin_runs_a_scenario_and_writes_its_report() {
     let default = odc(&["twin", "--print-default-scenario"]);
     assert!(String::from_utf8_lossy(&default.stdout).contains("[workload]"));
 }
+
+/// Starts `odc ground` in `dir` and returns it with the base URL it printed.
+fn start_ground(dir: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_odc"))
+        .args(["ground", "--config", "ground.toml"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("odc ground starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("banner");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    (child, url)
+}
+
+fn stop(child: &mut std::process::Child) {
+    // SIGTERM: requests in flight finish and the store is closed.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().expect("exits");
+    assert!(status.success(), "graceful stop: {status}");
+}
+
+fn client(dir: &std::path::Path, url: &str, token: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_odc"))
+        .args(args)
+        .args(["--url", url, "--token", token])
+        .current_dir(dir)
+        .output()
+        .expect("odc runs")
+}
+
+#[test]
+fn the_ground_service_keeps_accepted_jobs_across_a_restart_and_clients_see_only_their_own() {
+    let dir = tempdir();
+    std::fs::write(dir.join("ground.toml"), "listen = \"127.0.0.1:0\"\n").expect("config");
+    let (mut ground, url) = start_ground(&dir);
+    let operator = std::fs::read_to_string(dir.join("operator.token")).expect("operator token");
+    let operator = operator.trim();
+    let mut tokens = Vec::new();
+    for name in ["acme", "beta"] {
+        let out = client(
+            &dir,
+            &url,
+            operator,
+            &["ops", "tenant-create", "--name", name],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        tokens.push(v["token"].as_str().expect("token").to_string());
+    }
+    std::fs::write(dir.join("tile.bin"), vec![3u8; 4096]).expect("input");
+    let submit = [
+        "tenant", "submit", "--model", "resnet50", "--input", "tile.bin",
+    ];
+    let out = client(&dir, &url, &tokens[0], &submit);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let job: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let id = job["id"].as_str().expect("id").to_string();
+    // The same file again is the same job (the key defaults to the input's digest).
+    let again: serde_json::Value =
+        serde_json::from_slice(&client(&dir, &url, &tokens[0], &submit).stdout).expect("json");
+    assert_eq!(again["id"], job["id"]);
+    // Another tenant: the job does not exist for it.
+    let out = client(&dir, &url, &tokens[1], &["tenant", "status", &id]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not_found"), "{}", stderr(&out));
+    let out = client(&dir, &url, "wrong", &["tenant", "list"]);
+    assert!(stderr(&out).contains("unauthenticated"), "{}", stderr(&out));
+    stop(&mut ground);
+
+    let (mut ground, url) = start_ground(&dir);
+    let out = client(&dir, &url, &tokens[0], &["tenant", "status", &id]);
+    assert!(
+        out.status.success(),
+        "the job survived the restart: {}",
+        stderr(&out)
+    );
+    let out = client(&dir, &url, &tokens[0], &["tenant", "cancel", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["state"], "cancelled");
+    let out = client(&dir, &url, &tokens[0], &["tenant", "usage"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stop(&mut ground);
+    let printed = Command::new(env!("CARGO_BIN_EXE_odc"))
+        .args(["ground", "--print-default-config"])
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&printed.stdout).contains("listen = \"127.0.0.1:8080\""));
+}

@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use odc_model::id::{JobId, ModelId, TenantId};
 use odc_model::job::{BlobRef, Job, JobSpec, JobState, Priority};
-use odc_model::tenant::{Quota, Usage};
+use odc_model::tenant::{Quota, Tenant, Usage};
 use odc_model::time::{Clock, Instant};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -225,6 +225,33 @@ impl<S: Store> Ground<S> {
         &self.store
     }
 
+    /// Time passes: the core expires and replans; results it delivered are stored with their usage.
+    ///
+    /// Dispatch to nodes over the link's QUIC shell is not wired into the service yet: what the core wants sent
+    /// to nodes is dropped here (a node that later links is served afresh, as after a link reset).
+    pub async fn tick(&self, now: Instant) {
+        let deliveries = {
+            let Ok(mut core) = self.core.lock() else {
+                return;
+            };
+            core.tick(now);
+            while core.poll_outgoing().is_some() {}
+            let mut out = Vec::new();
+            while let Some(d) = core.poll_delivery() {
+                let job = core.job(d.job).cloned();
+                let usage = core.ledger().iter().rev().find(|r| r.job == d.job).cloned();
+                if let (Some(job), Some(usage)) = (job, usage) {
+                    out.push((job, d.result, usage));
+                }
+            }
+            out
+        };
+        for (job, result, usage) in deliveries {
+            // A failed write is retried by nothing yet; the core still holds the delivery and the tenant's usage.
+            let _ = self.store.put_delivery(&job, &result, &usage).await;
+        }
+    }
+
     fn core(&self) -> Result<std::sync::MutexGuard<'_, GroundCore>, ApiError> {
         self.core.lock().map_err(|_| {
             ApiError::new(
@@ -312,9 +339,136 @@ async fn commit_loop<S: Store>(store: Arc<S>, mut rx: mpsc::Receiver<Pending>) {
     }
 }
 
-/// The routes of the tenant API.
+/// What an operator asks for when creating a tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    /// Display name.
+    pub name: String,
+    /// Its quota per period.
+    pub quota: Quota,
+    /// Fair-share weight (1 if absent).
+    #[serde(default)]
+    pub share_weight: Option<u32>,
+}
+
+/// A tenant just created, with its bearer token (shown this once: only its hash is kept).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedTenant {
+    /// The account.
+    pub tenant: Tenant,
+    /// The bearer token.
+    pub token: String,
+}
+
+/// A tenant as an operator sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantView {
+    /// The account.
+    pub tenant: Tenant,
+    /// Used by delivered jobs.
+    pub used: Usage,
+    /// Reserved by open jobs.
+    pub reserved: Usage,
+}
+
+impl<S: Store> Ground<S> {
+    fn operator_caller(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        match self.caller(headers)? {
+            Principal::Operator => Ok(()),
+            Principal::Tenant(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "operator endpoints take an operator's token",
+            )),
+        }
+    }
+}
+
+/// A new random bearer token: 256 bits, hex, with a prefix that says what it is.
+pub fn new_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("odc_{hex}")
+}
+
+async fn create_tenant<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<CreatedTenant>), ApiError> {
+    g.operator_caller(&headers)?;
+    let req: NewTenant = serde_json::from_slice(&body)
+        .map_err(|e| bad_request(format!("the body is not a tenant: {e}")))?;
+    if req.name.trim().is_empty() || req.name.len() > 100 {
+        return Err(bad_request("`name` must be 1 to 100 characters"));
+    }
+    let now = g.clock.now();
+    let tenant = Tenant {
+        id: g.core()?.new_tenant_id(now),
+        name: req.name,
+        quota: req.quota,
+        share_weight: req.share_weight.unwrap_or(1).max(1),
+    };
+    let token = new_token();
+    g.add_tenant(TenantRecord {
+        tenant: tenant.clone(),
+        token_hash: token_hash(&token),
+    })
+    .await
+    .map_err(ApiError::store)?;
+    g.core()?.add_tenant(tenant.clone());
+    g.store
+        .put_jobs(
+            &[],
+            &[AuditEntry {
+                at: now,
+                who: "operator".into(),
+                action: "tenant.create".into(),
+                target: tenant.id.to_string(),
+            }],
+        )
+        .await
+        .map_err(ApiError::store)?;
+    Ok((StatusCode::CREATED, Json(CreatedTenant { tenant, token })))
+}
+
+async fn list_tenants<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<TenantView>>, ApiError> {
+    g.operator_caller(&headers)?;
+    let core = g.core()?;
+    Ok(Json(
+        core.tenants()
+            .map(|(t, used, reserved)| TenantView {
+                tenant: t.clone(),
+                used,
+                reserved,
+            })
+            .collect(),
+    ))
+}
+
+/// Serves the APIs on a bound listener until `shutdown` resolves; requests in flight then finish.
+pub async fn serve<S: Store>(
+    listener: tokio::net::TcpListener,
+    ground: Arc<Ground<S>>,
+    max_body_bytes: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(ground, max_body_bytes))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The routes of the tenant and operator APIs.
 pub fn router<S: Store>(ground: Arc<Ground<S>>, max_body_bytes: usize) -> Router {
     Router::new()
+        .route(
+            "/v1/ops/tenants",
+            post(create_tenant::<S>).get(list_tenants::<S>),
+        )
         .route("/v1/jobs", post(submit::<S>).get(list::<S>))
         .route("/v1/jobs/{id}", get(status::<S>))
         .route("/v1/jobs/{id}/cancel", post(cancel::<S>))

@@ -944,6 +944,60 @@ impl GroundCore {
         self.deliveries.pop_front()
     }
 
+    /// A fresh tenant id (time-sortable, from the ground's seeded generator).
+    pub fn new_tenant_id(&mut self, now: Instant) -> TenantId {
+        self.ids.tenant(now)
+    }
+
+    /// Every tenant with its usage and reservations.
+    pub fn tenants(&self) -> impl Iterator<Item = (&Tenant, Usage, Usage)> {
+        self.tenants.values().map(|(t, u, r)| (t, *u, *r))
+    }
+
+    /// Adds a tenant (or replaces its account; its usage so far is kept).
+    pub fn add_tenant(&mut self, tenant: Tenant) {
+        let entry = self
+            .tenants
+            .entry(tenant.id)
+            .or_insert_with(|| (tenant.clone(), Usage::default(), Usage::default()));
+        entry.0 = tenant;
+    }
+
+    /// Rebuilds what a restarted ground had accepted: open jobs with their inputs (as the store kept them) and
+    /// each tenant's usage so far. Reservations are estimated again; a replan follows at the next tick.
+    pub fn restore(&mut self, jobs: Vec<(Job, Vec<u8>)>, used: &[(TenantId, Usage)], now: Instant) {
+        for (tenant, usage) in used {
+            if let Some(t) = self.tenants.get_mut(tenant) {
+                t.1 = *usage;
+            }
+        }
+        for (job, input) in jobs {
+            if job.state.is_terminal() || self.jobs.contains_key(&job.id) {
+                continue;
+            }
+            let estimate = self.estimate(&job.spec);
+            if let Some(t) = self.tenants.get_mut(&job.spec.tenant) {
+                t.2 = t.2.plus(&estimate);
+            }
+            self.keys
+                .insert((job.spec.tenant, job.spec.idempotency_key.clone()), job.id);
+            self.deadlines.insert((job.spec.deadline, job.id));
+            self.jobs.insert(
+                job.id,
+                GroundJob {
+                    node: job.placement.as_ref().map(|p| p.node.clone()),
+                    job,
+                    input,
+                    sent_to: None,
+                    planned_delivery: None,
+                    reserved: estimate,
+                    relayed_at: None,
+                },
+            );
+        }
+        self.want_replan(now, "restart");
+    }
+
     /// The job a tenant's idempotency key already names, if any.
     pub fn job_for_key(&self, tenant: TenantId, key: &str) -> Option<JobId> {
         self.keys.get(&(tenant, key.to_string())).copied()

@@ -1,6 +1,8 @@
 //! Subcommands.
 
+pub mod client;
 pub mod ephemeris;
+pub mod ground;
 pub mod overview;
 pub mod pki;
 pub mod plan;

@@ -1,0 +1,325 @@
+//! `odc tenant …` and `odc ops …`: clients of the ground service's HTTP API, for tenants (submit, list, status,
+//! cancel, result, usage) and operators (tenants). The ground's address comes from `--url` or `ODC_URL`, the
+//! bearer token from `--token` or `ODC_TOKEN`. Errors from the service print as `code: message`.
+
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use clap::{Args, Subcommand};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::time::Duration as StdDuration;
+
+/// Where the ground is and who is calling.
+#[derive(Args)]
+pub struct Connection {
+    /// The ground's base URL (plain HTTP; default `$ODC_URL` or http://127.0.0.1:8080).
+    #[arg(long, global = true)]
+    url: Option<String>,
+    /// Bearer token (default `$ODC_TOKEN`).
+    #[arg(long, global = true)]
+    token: Option<String>,
+}
+
+/// `odc tenant`.
+#[derive(Args)]
+pub struct TenantArgs {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(subcommand)]
+    command: TenantCommand,
+}
+
+/// What a tenant can do.
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Submits a job: a model and an input file.
+    Submit {
+        /// Model to run.
+        #[arg(long)]
+        model: String,
+        /// Input file.
+        #[arg(long)]
+        input: PathBuf,
+        /// Deliver within this many hours.
+        #[arg(long, default_value_t = 6.0)]
+        deadline_hours: f64,
+        /// Priority, 0 (lowest) to 9.
+        #[arg(long, default_value_t = 5)]
+        priority: u8,
+        /// Largest result accepted, bytes.
+        #[arg(long, default_value_t = 1 << 20)]
+        output_bound: u64,
+        /// Idempotency key (default: the input's digest, so submitting the same file twice makes one job).
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Lists your jobs, newest first.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// One job.
+    Status {
+        /// Job id.
+        id: String,
+    },
+    /// Cancels a job that has not run.
+    Cancel {
+        /// Job id.
+        id: String,
+    },
+    /// Writes a delivered job's result to a file.
+    Result {
+        /// Job id.
+        id: String,
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Your usage and quota.
+    Usage,
+}
+
+/// `odc ops`.
+#[derive(Args)]
+pub struct OpsArgs {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(subcommand)]
+    command: OpsCommand,
+}
+
+/// What an operator can do.
+#[derive(Subcommand)]
+enum OpsCommand {
+    /// Creates a tenant and prints its token (shown once).
+    TenantCreate {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Accelerator seconds per period.
+        #[arg(long, default_value_t = 3600.0)]
+        accelerator_s: f64,
+        /// Energy per period, Wh.
+        #[arg(long, default_value_t = 500.0)]
+        energy_wh: f64,
+        /// Uplink bytes per period.
+        #[arg(long, default_value_t = 10_000_000_000)]
+        uplink_bytes: u64,
+        /// Downlink bytes per period.
+        #[arg(long, default_value_t = 10_000_000_000)]
+        downlink_bytes: u64,
+        /// Fair-share weight.
+        #[arg(long, default_value_t = 1)]
+        weight: u32,
+    },
+    /// Lists tenants with their usage.
+    Tenants,
+}
+
+struct Reply {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl Connection {
+    fn base(&self) -> anyhow::Result<(String, String)> {
+        let url = self
+            .url
+            .clone()
+            .or_else(|| std::env::var("ODC_URL").ok())
+            .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+        let rest = url
+            .strip_prefix("http://")
+            .with_context(|| format!("{url}: only http:// URLs are supported"))?;
+        let (host, prefix) = match rest.split_once('/') {
+            Some((h, p)) => (h.to_string(), format!("/{}", p.trim_end_matches('/'))),
+            None => (rest.to_string(), String::new()),
+        };
+        anyhow::ensure!(!host.is_empty(), "{url}: no host");
+        Ok((host, prefix))
+    }
+
+    fn token(&self) -> anyhow::Result<String> {
+        self.token
+            .clone()
+            .or_else(|| std::env::var("ODC_TOKEN").ok())
+            .context("no token: give --token or set ODC_TOKEN")
+    }
+
+    /// One request over a fresh connection (HTTP/1.1, `Connection: close`).
+    fn call(&self, method: &str, path: &str, body: Option<&str>) -> anyhow::Result<Reply> {
+        let (host, prefix) = self.base()?;
+        let token = self.token()?;
+        let mut stream = TcpStream::connect(&host)
+            .with_context(|| format!("cannot reach the ground at {host}"))?;
+        stream.set_read_timeout(Some(StdDuration::from_secs(120)))?;
+        let body = body.unwrap_or("");
+        let request = format!(
+            "{method} {prefix}{path} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes())?;
+        let mut raw = Vec::new();
+        stream
+            .read_to_end(&mut raw)
+            .with_context(|| format!("no answer from {host}"))?;
+        let end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .context("the ground's answer is not HTTP")?;
+        let head = String::from_utf8_lossy(&raw[..end]).to_string();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .context("the ground's answer has no status")?;
+        let mut body = raw[end + 4..].to_vec();
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            body = dechunk(&body)?;
+        }
+        Ok(Reply { status, body })
+    }
+
+    /// A JSON request whose success is JSON.
+    fn json(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let reply = self.call(method, path, body)?;
+        check(&reply)?;
+        serde_json::from_slice(&reply.body).context("the ground's answer is not JSON")
+    }
+}
+
+/// Decodes an HTTP/1.1 chunked body.
+fn dechunk(mut data: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("bad chunked body")?;
+        let size_text = String::from_utf8_lossy(&data[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .context("bad chunk size")?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        anyhow::ensure!(data.len() >= size + 2, "truncated chunked body");
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+/// An error reply as `code: message`.
+fn check(reply: &Reply) -> anyhow::Result<()> {
+    if (200..300).contains(&reply.status) {
+        return Ok(());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+    match (v["code"].as_str(), v["message"].as_str()) {
+        (Some(code), Some(message)) => bail!("{code}: {message} (HTTP {})", reply.status),
+        _ => bail!(
+            "HTTP {}: {}",
+            reply.status,
+            String::from_utf8_lossy(&reply.body).trim()
+        ),
+    }
+}
+
+fn print(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    );
+}
+
+/// Runs `odc tenant …`.
+pub fn tenant(args: TenantArgs) -> anyhow::Result<()> {
+    let c = &args.connection;
+    match args.command {
+        TenantCommand::Submit {
+            model,
+            input,
+            deadline_hours,
+            priority,
+            output_bound,
+            key,
+        } => {
+            anyhow::ensure!(
+                deadline_hours > 0.0 && deadline_hours <= 24.0 * 30.0,
+                "--deadline-hours must be in (0, 720]"
+            );
+            let bytes = std::fs::read(&input)
+                .with_context(|| format!("cannot read {}", input.display()))?;
+            let key = key.unwrap_or_else(|| blake3::hash(&bytes).to_hex()[..32].to_string());
+            let deadline = odc_model::time::Instant::from_unix_ms(
+                chrono::Utc::now().timestamp_millis() + (deadline_hours * 3.6e6) as i64,
+            );
+            let body = serde_json::json!({
+                "model": model,
+                "input": base64::engine::general_purpose::STANDARD.encode(&bytes),
+                "output_bound_bytes": output_bound,
+                "deadline": deadline.to_rfc3339(),
+                "priority": priority,
+                "idempotency_key": key,
+            });
+            print(&c.json("POST", "/v1/jobs", Some(&body.to_string()))?);
+        }
+        TenantCommand::List { limit } => {
+            print(&c.json("GET", &format!("/v1/jobs?limit={limit}"), None)?);
+        }
+        TenantCommand::Status { id } => print(&c.json("GET", &format!("/v1/jobs/{id}"), None)?),
+        TenantCommand::Cancel { id } => {
+            print(&c.json("POST", &format!("/v1/jobs/{id}/cancel"), None)?)
+        }
+        TenantCommand::Result { id, out } => {
+            let reply = c.call("GET", &format!("/v1/jobs/{id}/result"), None)?;
+            check(&reply)?;
+            std::fs::write(&out, &reply.body)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!("{} bytes written to {}", reply.body.len(), out.display());
+        }
+        TenantCommand::Usage => print(&c.json("GET", "/v1/usage", None)?),
+    }
+    Ok(())
+}
+
+/// Runs `odc ops …`.
+pub fn ops(args: OpsArgs) -> anyhow::Result<()> {
+    let c = &args.connection;
+    match args.command {
+        OpsCommand::TenantCreate {
+            name,
+            accelerator_s,
+            energy_wh,
+            uplink_bytes,
+            downlink_bytes,
+            weight,
+        } => {
+            let body = serde_json::json!({
+                "name": name,
+                "quota": {
+                    "accelerator_s": accelerator_s,
+                    "energy_wh": energy_wh,
+                    "uplink_bytes": uplink_bytes,
+                    "downlink_bytes": downlink_bytes,
+                    "period": 86_400_000,
+                },
+                "share_weight": weight,
+            });
+            print(&c.json("POST", "/v1/ops/tenants", Some(&body.to_string()))?);
+        }
+        OpsCommand::Tenants => print(&c.json("GET", "/v1/ops/tenants", None)?),
+    }
+    Ok(())
+}

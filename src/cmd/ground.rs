@@ -1,0 +1,316 @@
+//! `odc ground`: the control-plane service. Opens the store (creating it on first start), rebuilds the ground
+//! core from what it holds, and serves the tenant and operator APIs over HTTP until SIGTERM or Ctrl-C, when
+//! in-flight requests finish and the store is closed. The fleet and stations the planner works with come from a
+//! planner scenario (the embedded demo constellation by default), its geometry computed from the start time on.
+
+use anyhow::Context;
+use clap::Args;
+use odc_ground::api::{Ground, new_token, serve as serve_api, token_hash};
+use odc_ground::store::{SqliteStore, Store};
+use odc_ground::{GroundConfig, GroundCore, NodeInfo};
+use odc_model::time::{Clock, Duration, WallClock};
+use odc_planner::PlannerOptions;
+use odc_planner::scenario::{ScenarioConfig, ScenarioFiles};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The documented defaults (`odc ground --print-default-config`).
+pub const DEFAULT_CONFIG: &str = r#"# odc ground: the control-plane service.
+
+# Address the HTTP API listens on.
+listen = "127.0.0.1:8080"
+# The store: one SQLite file, created on first start.
+store = "ground.db"
+# The operator's bearer token, created (owner-only) on first start if the file does not exist. Only its hash is
+# held in memory.
+operator_token_file = "operator.token"
+# Largest request body, bytes (a 64 MiB input, base64-encoded, with its fields).
+max_body_bytes = 94371840
+# The fleet and the ground stations: a planner scenario file (`odc plan` format); empty for the embedded demo
+# constellation. Its start time is replaced by the service's start.
+scenario = ""
+# How far ahead each plan looks, hours, and the least time between replans for new jobs, minutes.
+plan_ahead_hours = 12.0
+replan_minutes = 10.0
+"#;
+
+const DEMO_SCENARIO: &str = include_str!("../../scenarios/demo.toml");
+const DEMO_TLE: &str = include_str!("../../testdata/orbit-calibration/satellites.tle");
+const DEMO_STATIONS: &str = include_str!("../../testdata/orbit-calibration/stations.json");
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroundFile {
+    listen: String,
+    store: PathBuf,
+    operator_token_file: PathBuf,
+    max_body_bytes: usize,
+    scenario: String,
+    plan_ahead_hours: f64,
+    replan_minutes: f64,
+}
+
+/// Arguments of `odc ground`.
+#[derive(Args)]
+pub struct GroundArgs {
+    /// Configuration file (TOML); the documented defaults without it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the default configuration and exit.
+    #[arg(long)]
+    print_default_config: bool,
+}
+
+fn load(args: &GroundArgs) -> anyhow::Result<(GroundFile, PathBuf)> {
+    let (text, base) = match &args.config {
+        Some(path) => (
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+            path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        ),
+        None => (DEFAULT_CONFIG.to_string(), PathBuf::from(".")),
+    };
+    // Settings the file leaves out keep their documented defaults.
+    let mut merged: toml::Table =
+        toml::from_str(DEFAULT_CONFIG).context("default configuration")?;
+    let given: toml::Table = toml::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {}",
+            args.config
+                .as_deref()
+                .unwrap_or(Path::new("default"))
+                .display(),
+            e.to_string().replace('\n', " ")
+        )
+    })?;
+    for (k, v) in given {
+        merged.insert(k, v);
+    }
+    let file: GroundFile =
+        toml::Value::Table(merged)
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                anyhow::anyhow!("configuration: {}", e.to_string().replace('\n', " "))
+            })?;
+    anyhow::ensure!(
+        file.plan_ahead_hours > 0.0,
+        "plan_ahead_hours must be positive"
+    );
+    anyhow::ensure!(
+        file.replan_minutes >= 1.0,
+        "replan_minutes must be at least 1"
+    );
+    Ok((file, base))
+}
+
+/// The operator token: read from its file, or made and written owner-only on first start.
+fn operator_token(path: &Path) -> anyhow::Result<String> {
+    if path.exists() {
+        let token = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let token = token.trim().to_string();
+        anyhow::ensure!(!token.is_empty(), "{} is empty", path.display());
+        return Ok(token);
+    }
+    let token = new_token();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::Write::write_all(&mut f, format!("{token}\n").as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("operator token written to {} (owner-only)", path.display());
+    Ok(token)
+}
+
+/// The fleet, stations and geometry, from the service's start on.
+fn fleet(
+    file: &GroundFile,
+    base: &Path,
+    now: odc_model::time::Instant,
+) -> anyhow::Result<GroundConfig> {
+    let (text, files) = if file.scenario.is_empty() {
+        let files = ScenarioFiles {
+            tle: Some(DEMO_TLE.to_string()),
+            stations: Some(DEMO_STATIONS.to_string()),
+        };
+        (DEMO_SCENARIO.to_string(), files)
+    } else {
+        let path = base.join(&file.scenario);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let peek: ScenarioConfig = toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("{}: {}", path.display(), e.to_string().replace('\n', " "))
+        })?;
+        let files = super::scenario_files(
+            &path,
+            peek.constellation.tle.as_deref(),
+            peek.stations.file.as_deref(),
+        )?;
+        (text, files)
+    };
+    let mut scenario: ScenarioConfig = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("scenario: {}", e.to_string().replace('\n', " ")))?;
+    scenario.start = now;
+    scenario.hours = 24.0;
+    // The scenario's own tenants and jobs are for `odc plan`; the service's come from the store and the API.
+    scenario.jobs.count = 0;
+    let (snapshot, _) = odc_planner::scenario::build(&scenario, &files)
+        .map_err(|e| anyhow::anyhow!("fleet geometry: {e}"))?;
+    Ok(GroundConfig {
+        nodes: snapshot
+            .nodes
+            .iter()
+            .map(|n| NodeInfo {
+                spec: n.spec.clone(),
+                altitude_km: n.altitude_km,
+                illumination: n.illumination.clone(),
+                initial_soc: n.state_of_charge,
+            })
+            .collect(),
+        stations: snapshot.stations.clone(),
+        contacts: snapshot.contacts.clone(),
+        isl: snapshot.isl.clone(),
+        tenants: Vec::new(),
+        horizon_end: now + Duration::from_hours(24),
+        plan_ahead: Duration::from_secs_f64(file.plan_ahead_hours * 3600.0),
+        replan_every: Duration::from_secs_f64(file.replan_minutes * 60.0),
+        planner: PlannerOptions::default(),
+        seed: now.unix_ms() as u64,
+    })
+}
+
+/// Runs `odc ground`.
+pub fn run(args: GroundArgs) -> anyhow::Result<()> {
+    if args.print_default_config {
+        print!("{DEFAULT_CONFIG}");
+        return Ok(());
+    }
+    let (file, base) = load(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(file, base))
+}
+
+async fn serve(file: GroundFile, base: PathBuf) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(WallClock);
+    let now = clock.now();
+    let operator = operator_token(&base.join(&file.operator_token_file))?;
+    let store_path = base.join(&file.store);
+    let store = SqliteStore::open(&store_path)
+        .await
+        .with_context(|| format!("cannot open the store {}", store_path.display()))?;
+    let mut config = fleet(&file, &base, now)?;
+    let tenants = store.tenants().await?;
+    config.tenants = tenants.iter().map(|t| t.tenant.clone()).collect();
+    let mut core = GroundCore::new(config);
+    let mut used = Vec::new();
+    for t in &tenants {
+        let total = store
+            .usage_of(t.tenant.id)
+            .await?
+            .iter()
+            .fold(odc_model::tenant::Usage::default(), |a, r| a.plus(&r.usage));
+        used.push((t.tenant.id, total));
+    }
+    let open = store.open_jobs().await?;
+    let restored = open.len();
+    core.restore(open, &used, now);
+    let ground = Ground::start(core, store, clock.clone(), &[token_hash(&operator)]).await?;
+    let listener = tokio::net::TcpListener::bind(&file.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", file.listen))?;
+    let addr = listener.local_addr()?;
+    // Written, not printed: a service whose stdout was closed must not stop over it.
+    say(&format!(
+        "odc ground listening on http://{addr} (tenants: {}, open jobs restored: {restored}, store: {})",
+        tenants.len(),
+        store_path.display()
+    ));
+    let ticker = {
+        let ground = ground.clone();
+        let clock = clock.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                ground.tick(clock.now()).await;
+            }
+        })
+    };
+    serve_api(listener, ground.clone(), file.max_body_bytes, shutdown())
+        .await
+        .context("the HTTP server failed")?;
+    ticker.abort();
+    ground.store().close().await;
+    say("odc ground stopped; the store is closed");
+    Ok(())
+}
+
+fn say(line: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Resolves at SIGTERM or Ctrl-C.
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_configuration_parses_and_a_partial_file_keeps_the_rest() {
+        let args = GroundArgs {
+            config: None,
+            print_default_config: false,
+        };
+        let (file, _) = load(&args).expect("defaults");
+        assert_eq!(file.listen, "127.0.0.1:8080");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("g.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:0\"\n").expect("write");
+        let (partial, base) = load(&GroundArgs {
+            config: Some(path.clone()),
+            print_default_config: false,
+        })
+        .expect("partial");
+        assert_eq!(partial.listen, "127.0.0.1:0");
+        assert_eq!(partial.store, file.store);
+        assert_eq!(base, dir.path());
+        std::fs::write(&path, "lisen = 1\n").expect("write");
+        let err = load(&GroundArgs {
+            config: Some(path),
+            print_default_config: false,
+        })
+        .expect_err("unknown key");
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+}

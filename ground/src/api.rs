@@ -7,9 +7,11 @@
 //! many requests, and each request waits for its batch.
 
 use crate::core::{GroundCore, SubmitError};
+use crate::metrics::{ApiMetrics, gauge};
 use crate::store::{AuditEntry, JobWrite, Store, StoreError, TenantRecord};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -21,6 +23,7 @@ use odc_model::time::{Clock, Instant};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
@@ -181,6 +184,7 @@ pub struct Ground<S: Store> {
     clock: Arc<dyn Clock>,
     principals: RwLock<HashMap<[u8; 32], Principal>>,
     commits: mpsc::Sender<Pending>,
+    metrics: Arc<ApiMetrics>,
 }
 
 impl<S: Store> Ground<S> {
@@ -201,13 +205,15 @@ impl<S: Store> Ground<S> {
             principals.insert(*h, Principal::Operator);
         }
         let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
-        tokio::spawn(commit_loop(store.clone(), rx));
+        let metrics = Arc::new(ApiMetrics::default());
+        tokio::spawn(commit_loop(store.clone(), rx, metrics.clone()));
         Ok(Arc::new(Ground {
             core: Mutex::new(core),
             store,
             clock,
             principals: RwLock::new(principals),
             commits: tx,
+            metrics,
         }))
     }
 
@@ -318,7 +324,11 @@ impl<S: Store> Ground<S> {
 }
 
 /// Commits queued writes in batches: one transaction for everything waiting, then every waiter is told.
-async fn commit_loop<S: Store>(store: Arc<S>, mut rx: mpsc::Receiver<Pending>) {
+async fn commit_loop<S: Store>(
+    store: Arc<S>,
+    mut rx: mpsc::Receiver<Pending>,
+    metrics: Arc<ApiMetrics>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut writes = Vec::with_capacity(batch.len());
@@ -333,6 +343,12 @@ async fn commit_loop<S: Store>(store: Arc<S>, mut rx: mpsc::Receiver<Pending>) {
             .put_jobs(&writes, &audits)
             .await
             .map_err(|e| e.to_string());
+        if outcome.is_ok() {
+            metrics.commits.fetch_add(1, Ordering::Relaxed);
+            metrics
+                .committed_jobs
+                .fetch_add(writes.len() as u64, Ordering::Relaxed);
+        }
         for w in waiters {
             let _ = w.send(outcome.clone());
         }
@@ -462,9 +478,84 @@ pub async fn serve<S: Store>(
         .await
 }
 
+/// Times and counts every request by its route template.
+async fn track<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    matched: Option<MatchedPath>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let route = matched.map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = request.method().clone();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let status = response.status().as_u16();
+    g.metrics.observe(&route, status, seconds);
+    tracing::info!(
+        target: "odc::api",
+        %method,
+        route = %route,
+        status,
+        ms = seconds * 1e3,
+        "request"
+    );
+    response
+}
+
+/// Prometheus text exposition: jobs by state, tenants, plan generation and replans (read from the core now),
+/// API requests and latency, group commits.
+async fn metrics<S: Store>(State(g): State<Arc<Ground<S>>>) -> Result<Response, ApiError> {
+    let mut out = String::new();
+    {
+        let core = g.core()?;
+        let mut by_state: std::collections::BTreeMap<&'static str, f64> =
+            std::collections::BTreeMap::new();
+        for j in core.jobs() {
+            *by_state.entry(j.state.name()).or_default() += 1.0;
+        }
+        let states: Vec<(String, f64)> = by_state
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        gauge(
+            &mut out,
+            "odc_ground_jobs",
+            "Jobs held by the ground core, by state.",
+            "state",
+            &states,
+        );
+        gauge(
+            &mut out,
+            "odc_ground_tenants",
+            "Tenants.",
+            "",
+            &[(String::new(), core.tenants().count() as f64)],
+        );
+        let generation = core.plan().map_or(0, |p| p.generation);
+        gauge(
+            &mut out,
+            "odc_ground_plan_generation",
+            "Generation of the plan in force.",
+            "",
+            &[(String::new(), generation as f64)],
+        );
+        gauge(
+            &mut out,
+            "odc_ground_replans",
+            "Replans since start.",
+            "",
+            &[(String::new(), core.replans().len() as f64)],
+        );
+    }
+    g.metrics.render(&mut out);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
 /// The routes of the tenant and operator APIs.
 pub fn router<S: Store>(ground: Arc<Ground<S>>, max_body_bytes: usize) -> Router {
     Router::new()
+        .route("/metrics", get(metrics::<S>))
         .route(
             "/v1/ops/tenants",
             post(create_tenant::<S>).get(list_tenants::<S>),
@@ -475,6 +566,10 @@ pub fn router<S: Store>(ground: Arc<Ground<S>>, max_body_bytes: usize) -> Router
         .route("/v1/jobs/{id}/result", get(result::<S>))
         .route("/v1/usage", get(usage::<S>))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .route_layer(axum::middleware::from_fn_with_state(
+            ground.clone(),
+            track::<S>,
+        ))
         .with_state(ground)
 }
 
@@ -543,6 +638,7 @@ async fn submit<S: Store>(
         input: Some(input),
     };
     if let Err(e) = g.commit(write, audit).await {
+        tracing::warn!(target: "odc::api", job = %job.id, error = %e.message, "submission not durable; withdrawn");
         // Not durable, so not accepted: the core forgets it and the tenant may retry with the same key.
         if let Ok(mut core) = g.core() {
             core.withdraw(job.id);

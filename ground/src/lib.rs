@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod core;
+pub mod metrics;
 pub mod store;
 
 pub use core::{Delivery, GroundConfig, GroundCore, NodeInfo, ReplanRecord, SubmitError};

@@ -326,3 +326,32 @@ async fn bad_requests_are_refused_with_a_code_and_change_nothing() {
         (StatusCode::NOT_FOUND, "not_found".into())
     );
 }
+
+#[tokio::test]
+async fn metrics_count_jobs_by_state_requests_by_route_and_group_commits() {
+    let api = api().await;
+    submit(&api, "token-a", "m1").await;
+    submit(&api, "token-b", "m2").await;
+    let _ = call(&api, "GET", "/v1/jobs/nope", Some("token-a"), None).await;
+    let (status, body) = call(&api, "GET", "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body).expect("text");
+    for line in [
+        "odc_ground_jobs{state=\"accepted\"} 2",
+        "odc_ground_tenants 2",
+        "odc_ground_api_requests_total{route=\"/v1/jobs\",status=\"2xx\"} 2",
+        "odc_ground_api_requests_total{route=\"/v1/jobs/{id}\",status=\"4xx\"} 1",
+        "odc_ground_store_committed_jobs_total 2",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    let count = text
+        .lines()
+        .find_map(|l| l.strip_prefix("odc_ground_api_request_seconds_count "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("histogram count");
+    assert_eq!(count, 3, "the scrape itself is counted after it answers");
+}

@@ -60,6 +60,9 @@ pub struct GroundArgs {
     /// Print the default configuration and exit.
     #[arg(long)]
     print_default_config: bool,
+    /// Log format on stderr: text or json (one object per line). Levels from `RUST_LOG` (default info).
+    #[arg(long, default_value = "text")]
+    log_format: String,
 }
 
 fn load(args: &GroundArgs) -> anyhow::Result<(GroundFile, PathBuf)> {
@@ -191,6 +194,16 @@ pub fn run(args: GroundArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let (file, base) = load(&args)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format.as_str() {
+        "text" => logs.init(),
+        "json" => logs.json().init(),
+        other => anyhow::bail!("--log-format {other:?}: use text or json"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -291,6 +304,7 @@ mod tests {
         let args = GroundArgs {
             config: None,
             print_default_config: false,
+            log_format: "text".into(),
         };
         let (file, _) = load(&args).expect("defaults");
         assert_eq!(file.listen, "127.0.0.1:8080");
@@ -300,6 +314,7 @@ mod tests {
         let (partial, base) = load(&GroundArgs {
             config: Some(path.clone()),
             print_default_config: false,
+            log_format: "text".into(),
         })
         .expect("partial");
         assert_eq!(partial.listen, "127.0.0.1:0");
@@ -309,6 +324,7 @@ mod tests {
         let err = load(&GroundArgs {
             config: Some(path),
             print_default_config: false,
+            log_format: "text".into(),
         })
         .expect_err("unknown key");
         assert!(err.to_string().contains("lisen"), "{err}");

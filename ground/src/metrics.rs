@@ -1,0 +1,98 @@
+//! The ground service's metrics, rendered in the Prometheus text format at `GET /metrics`. Counters and the
+//! latency histogram are atomics updated on the request path; gauges (jobs by state, tenants, plan generation) are
+//! read from the core at scrape time, so they can never drift from it.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Upper bounds of the API latency histogram, seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+];
+
+/// Request counts by route and status class, and the latency histogram over all requests.
+#[derive(Default)]
+pub struct ApiMetrics {
+    /// (route, status class 2..5) → count; routes are the fixed templates, so the set is small.
+    requests: std::sync::Mutex<std::collections::BTreeMap<(String, u16), u64>>,
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    /// Sum of latencies, microseconds.
+    sum_us: AtomicU64,
+    /// Store transactions committed by the group-commit writer, and the submissions they carried.
+    pub commits: AtomicU64,
+    /// Submissions made durable.
+    pub committed_jobs: AtomicU64,
+}
+
+impl ApiMetrics {
+    /// Records one request.
+    pub fn observe(&self, route: &str, status: u16, seconds: f64) {
+        if let Ok(mut r) = self.requests.lock() {
+            *r.entry((route.to_string(), status / 100)).or_default() += 1;
+        }
+        for (i, upper) in BUCKETS.iter().enumerate() {
+            if seconds <= *upper {
+                self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    /// Appends this part of the exposition.
+    pub fn render(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP odc_ground_api_requests_total API requests by route and status class.\n# TYPE odc_ground_api_requests_total counter"
+        );
+        if let Ok(r) = self.requests.lock() {
+            for ((route, class), n) in r.iter() {
+                let _ = writeln!(
+                    out,
+                    "odc_ground_api_requests_total{{route=\"{route}\",status=\"{class}xx\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP odc_ground_api_request_seconds API request latency.\n# TYPE odc_ground_api_request_seconds histogram"
+        );
+        for (i, upper) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "odc_ground_api_request_seconds_bucket{{le=\"{upper}\"}} {}",
+                self.buckets[i].load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "odc_ground_api_request_seconds_bucket{{le=\"+Inf\"}} {count}\nodc_ground_api_request_seconds_sum {}\nodc_ground_api_request_seconds_count {count}",
+            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "# HELP odc_ground_store_commits_total Store transactions of the group-commit writer.\n# TYPE odc_ground_store_commits_total counter\nodc_ground_store_commits_total {}",
+            self.commits.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP odc_ground_store_committed_jobs_total Job writes made durable by them.\n# TYPE odc_ground_store_committed_jobs_total counter\nodc_ground_store_committed_jobs_total {}",
+            self.committed_jobs.load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// Appends a gauge with one label.
+pub fn gauge(out: &mut String, name: &str, help: &str, label: &str, values: &[(String, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    for (l, v) in values {
+        if label.is_empty() {
+            let _ = writeln!(out, "{name} {v}");
+        } else {
+            let _ = writeln!(out, "{name}{{{label}=\"{l}\"}} {v}");
+        }
+    }
+}

@@ -317,7 +317,9 @@ impl<S: Store> Ground<S> {
             .map_err(|_| unavailable("the store writer has stopped".into()))?;
         match wait.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(unavailable(format!("nothing was changed: {e}"))),
+            Ok(Err(e)) => Err(unavailable(format!(
+                "the change is not durable ({e}); retry the request"
+            ))),
             Err(_) => Err(unavailable("the store writer has stopped".into())),
         }
     }

@@ -355,3 +355,30 @@ async fn metrics_count_jobs_by_state_requests_by_route_and_group_commits() {
         .expect("histogram count");
     assert_eq!(count, 3, "the scrape itself is counted after it answers");
 }
+
+#[tokio::test]
+async fn cancelling_twice_succeeds_and_the_cancellation_is_durable() {
+    let api = api().await;
+    let job = submit(&api, "token-a", "c").await;
+    let path = format!("/v1/jobs/{}/cancel", job.id);
+    for _ in 0..2 {
+        let (status, body) = call(&api, "POST", &path, Some("token-a"), None).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    }
+    let stored = api
+        .ground
+        .store()
+        .job(job.id)
+        .await
+        .expect("store")
+        .expect("job");
+    assert_eq!(stored.state.name(), "cancelled");
+    assert!(
+        api.ground
+            .store()
+            .open_jobs()
+            .await
+            .expect("open")
+            .is_empty()
+    );
+}

@@ -47,12 +47,15 @@ pub fn token_hash(token: &str) -> [u8; 32] {
 }
 
 /// An API error: HTTP status, a stable code, a readable message.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ApiError {
     /// HTTP status.
     #[serde(skip)]
+    #[schema(ignore)]
     pub status: StatusCode,
-    /// Stable, machine-readable.
+    /// Stable, machine-readable: `unauthenticated`, `forbidden`, `not_found`, `bad_request`, `invalid_job`,
+    /// `quota_exceeded`, `conflict`, `not_ready`, `store_unavailable`, `internal`.
+    #[schema(value_type = String)]
     pub code: &'static str,
     /// For people.
     pub message: String,
@@ -88,7 +91,7 @@ impl IntoResponse for ApiError {
 }
 
 /// What a tenant submits.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
     /// The model to run.
@@ -98,6 +101,7 @@ pub struct SubmitRequest {
     /// Largest result accepted, bytes.
     pub output_bound_bytes: u64,
     /// Deliver by, RFC 3339.
+    #[schema(value_type = String, format = DateTime)]
     pub deadline: Instant,
     /// 0 (lowest) to 9; 5 if absent.
     #[serde(default)]
@@ -107,9 +111,10 @@ pub struct SubmitRequest {
 }
 
 /// A job as a tenant sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobView {
     /// Its id.
+    #[schema(value_type = String)]
     pub id: JobId,
     /// State name (`accepted`, `planned`, … `delivered`, `failed`, `expired`, `cancelled`).
     pub state: String,
@@ -122,8 +127,10 @@ pub struct JobView {
     /// Input size, bytes.
     pub input_bytes: u64,
     /// When it was submitted.
+    #[schema(value_type = String, format = DateTime)]
     pub submitted_at: Instant,
     /// Deliver by.
+    #[schema(value_type = String, format = DateTime)]
     pub deadline: Instant,
     /// Its idempotency key.
     pub idempotency_key: String,
@@ -149,7 +156,7 @@ impl JobView {
 }
 
 /// A tenant's consumption against its quota.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UsageView {
     /// Used by delivered jobs.
     pub used: Usage,
@@ -160,7 +167,7 @@ pub struct UsageView {
 }
 
 /// A list of jobs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobList {
     /// Newest first.
     pub jobs: Vec<JobView>,
@@ -358,7 +365,7 @@ async fn commit_loop<S: Store>(
 }
 
 /// What an operator asks for when creating a tenant.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     /// Display name.
@@ -371,7 +378,7 @@ pub struct NewTenant {
 }
 
 /// A tenant just created, with its bearer token (shown this once: only its hash is kept).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedTenant {
     /// The account.
     pub tenant: Tenant,
@@ -380,7 +387,7 @@ pub struct CreatedTenant {
 }
 
 /// A tenant as an operator sees it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TenantView {
     /// The account.
     pub tenant: Tenant,
@@ -410,6 +417,7 @@ pub fn new_token() -> String {
     format!("odc_{hex}")
 }
 
+#[utoipa::path(post, path = "/v1/ops/tenants", tag = "operator", request_body = NewTenant, security(("bearer" = [])), responses((status = 201, body = CreatedTenant), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, description = "Not an operator token", body = ApiError)))]
 async fn create_tenant<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
@@ -451,6 +459,7 @@ async fn create_tenant<S: Store>(
     Ok((StatusCode::CREATED, Json(CreatedTenant { tenant, token })))
 }
 
+#[utoipa::path(get, path = "/v1/ops/tenants", tag = "operator", security(("bearer" = [])), responses((status = 200, body = Vec<TenantView>), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 async fn list_tenants<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
@@ -554,10 +563,42 @@ async fn metrics<S: Store>(State(g): State<Arc<Ground<S>>>) -> Result<Response, 
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 
+/// The OpenAPI document of the tenant and operator APIs.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "odc ground", description = "Tenant and operator APIs of the odc control plane."),
+    paths(submit, list, status, cancel, result, usage, create_tenant, list_tenants),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+async fn openapi() -> Response {
+    use utoipa::OpenApi as _;
+    match ApiDoc::openapi().to_json() {
+        Ok(text) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
+        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            .into_response(),
+    }
+}
+
 /// The routes of the tenant and operator APIs.
 pub fn router<S: Store>(ground: Arc<Ground<S>>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/metrics", get(metrics::<S>))
+        .route("/openapi.json", get(openapi))
         .route(
             "/v1/ops/tenants",
             post(create_tenant::<S>).get(list_tenants::<S>),
@@ -579,6 +620,7 @@ fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
 }
 
+#[utoipa::path(post, path = "/v1/jobs", tag = "tenant", request_body = SubmitRequest, security(("bearer" = [])), responses((status = 201, description = "Accepted and durable", body = JobView), (status = 200, description = "The job this idempotency key already names", body = JobView), (status = 400, body = ApiError), (status = 422, description = "Invalid job", body = ApiError), (status = 429, description = "Quota exceeded", body = ApiError), (status = 401, description = "No or bad token", body = ApiError), (status = 403, description = "Not a tenant token", body = ApiError), (status = 503, description = "Not durable: not accepted", body = ApiError)))]
 async fn submit<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
@@ -650,6 +692,7 @@ async fn submit<S: Store>(
     Ok((StatusCode::CREATED, Json(JobView::of(&job))))
 }
 
+#[utoipa::path(get, path = "/v1/jobs", tag = "tenant", params(("limit" = Option<usize>, Query, description = "At most this many (100; 1000 at most)")), security(("bearer" = [])), responses((status = 200, body = JobList), (status = 401, description = "No or bad token", body = ApiError), (status = 403, description = "Not a tenant token", body = ApiError)))]
 async fn list<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
@@ -669,6 +712,7 @@ async fn list<S: Store>(
     Ok(Json(JobList { jobs }))
 }
 
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "tenant", params(("id" = String, Path, description = "Job id")), security(("bearer" = [])), responses((status = 200, body = JobView), (status = 404, description = "No such job (or another tenant's)", body = ApiError), (status = 401, description = "No or bad token", body = ApiError), (status = 403, description = "Not a tenant token", body = ApiError)))]
 async fn status<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
@@ -678,6 +722,7 @@ async fn status<S: Store>(
     Ok(Json(JobView::of(&g.own_job(tenant, &id)?)))
 }
 
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "tenant", params(("id" = String, Path, description = "Job id")), security(("bearer" = [])), responses((status = 200, body = JobView), (status = 404, body = ApiError), (status = 409, description = "Already run", body = ApiError), (status = 401, description = "No or bad token", body = ApiError), (status = 403, description = "Not a tenant token", body = ApiError), (status = 503, body = ApiError)))]
 async fn cancel<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
@@ -711,6 +756,7 @@ async fn cancel<S: Store>(
     Ok(Json(JobView::of(&cancelled)))
 }
 
+#[utoipa::path(get, path = "/v1/jobs/{id}/result", tag = "tenant", params(("id" = String, Path, description = "Job id")), security(("bearer" = [])), responses((status = 200, description = "The result bytes", content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = ApiError), (status = 409, description = "Not delivered yet", body = ApiError), (status = 401, description = "No or bad token", body = ApiError), (status = 403, description = "Not a tenant token", body = ApiError)))]
 async fn result<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
@@ -743,6 +789,7 @@ async fn result<S: Store>(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/usage", tag = "tenant", security(("bearer" = [])), responses((status = 200, body = UsageView), (status = 401, description = "No or bad token", body = ApiError), (status = 403, description = "Not a tenant token", body = ApiError)))]
 async fn usage<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,

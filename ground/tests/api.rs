@@ -382,3 +382,48 @@ async fn cancelling_twice_succeeds_and_the_cancellation_is_durable() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let api = api().await;
+    let (status, body) = call(&api, "GET", "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with('3')));
+    for (path, method) in [
+        ("/v1/jobs", "post"),
+        ("/v1/jobs", "get"),
+        ("/v1/jobs/{id}", "get"),
+        ("/v1/jobs/{id}/cancel", "post"),
+        ("/v1/jobs/{id}/result", "get"),
+        ("/v1/usage", "get"),
+        ("/v1/ops/tenants", "post"),
+        ("/v1/ops/tenants", "get"),
+    ] {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is documented");
+        assert!(
+            op["responses"]["401"].is_object(),
+            "{method} {path} documents 401"
+        );
+    }
+    for schema in [
+        "SubmitRequest",
+        "JobView",
+        "JobList",
+        "UsageView",
+        "Usage",
+        "Quota",
+        "ApiError",
+        "NewTenant",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "schema {schema}"
+        );
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}

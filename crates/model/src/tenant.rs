@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// How much a tenant may consume per period.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Quota {
     /// Accelerator time, seconds.
     pub accelerator_s: f64,
@@ -15,14 +16,17 @@ pub struct Quota {
     pub uplink_bytes: u64,
     /// Bytes sent down.
     pub downlink_bytes: u64,
-    /// Length of the accounting period.
+    /// Length of the accounting period (milliseconds on the wire).
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub period: Duration,
 }
 
 /// A customer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tenant {
     /// Its id.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: TenantId,
     /// Display name.
     pub name: String,
@@ -34,6 +38,7 @@ pub struct Tenant {
 
 /// Resources consumed (or reserved).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Usage {
     /// Accelerator time, seconds.
     pub accelerator_s: f64,

@@ -427,3 +427,193 @@ async fn the_openapi_document_describes_every_route() {
         "bearer"
     );
 }
+
+/// A store whose writes fail on demand (a full disk), reads passing through to a real one.
+struct FlakyStore {
+    inner: SqliteStore,
+    fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FlakyStore {
+    fn check(&self) -> Result<(), odc_ground::store::StoreError> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(odc_ground::store::StoreError::Database(sqlx::Error::Io(
+                std::io::Error::other("no space left on device"),
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Store for FlakyStore {
+    async fn put_tenant(&self, r: &TenantRecord) -> Result<(), odc_ground::store::StoreError> {
+        self.check()?;
+        self.inner.put_tenant(r).await
+    }
+    async fn tenant_by_token(
+        &self,
+        h: [u8; 32],
+    ) -> Result<Option<TenantRecord>, odc_ground::store::StoreError> {
+        self.inner.tenant_by_token(h).await
+    }
+    async fn tenants(&self) -> Result<Vec<TenantRecord>, odc_ground::store::StoreError> {
+        self.inner.tenants().await
+    }
+    async fn put_jobs(
+        &self,
+        jobs: &[odc_ground::store::JobWrite],
+        audit: &[odc_ground::store::AuditEntry],
+    ) -> Result<(), odc_ground::store::StoreError> {
+        self.check()?;
+        self.inner.put_jobs(jobs, audit).await
+    }
+    async fn job(
+        &self,
+        id: odc_model::id::JobId,
+    ) -> Result<Option<odc_model::job::Job>, odc_ground::store::StoreError> {
+        self.inner.job(id).await
+    }
+    async fn jobs_of(
+        &self,
+        t: odc_model::id::TenantId,
+        limit: u32,
+    ) -> Result<Vec<odc_model::job::Job>, odc_ground::store::StoreError> {
+        self.inner.jobs_of(t, limit).await
+    }
+    async fn open_jobs(
+        &self,
+    ) -> Result<Vec<(odc_model::job::Job, Vec<u8>)>, odc_ground::store::StoreError> {
+        self.inner.open_jobs().await
+    }
+    async fn put_delivery(
+        &self,
+        job: &odc_model::job::Job,
+        result: &[u8],
+        usage: &odc_model::tenant::UsageRecord,
+    ) -> Result<(), odc_ground::store::StoreError> {
+        self.check()?;
+        self.inner.put_delivery(job, result, usage).await
+    }
+    async fn result(
+        &self,
+        id: odc_model::id::JobId,
+    ) -> Result<Option<Vec<u8>>, odc_ground::store::StoreError> {
+        self.inner.result(id).await
+    }
+    async fn usage_of(
+        &self,
+        t: odc_model::id::TenantId,
+    ) -> Result<Vec<odc_model::tenant::UsageRecord>, odc_ground::store::StoreError> {
+        self.inner.usage_of(t).await
+    }
+    async fn audit_log(
+        &self,
+    ) -> Result<Vec<odc_ground::store::AuditEntry>, odc_ground::store::StoreError> {
+        self.inner.audit_log().await
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_new_jobs_with_a_clear_error_and_loses_none_already_accepted() {
+    let base = api().await;
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inner = SqliteStore::open(&dir.path().join("g.db"))
+        .await
+        .expect("store");
+    for t in base.ground.store().tenants().await.expect("tenants") {
+        inner.put_tenant(&t).await.expect("tenant");
+    }
+    // The same core set-up as `api()`, over the flaky store.
+    let core = {
+        let mut ids = IdGenerator::seeded(5);
+        let a = tenant(&mut ids, "a");
+        let b = tenant(&mut ids, "b");
+        let mut spec = NodeSpec::leo_default(NodeId::new("n1").expect("id"), 1);
+        spec.accelerator.models.insert(
+            ModelId::new("m").expect("id"),
+            ModelProfile {
+                input_bytes_per_s: 1_000.0,
+                batch_setup_s: 1.0,
+            },
+        );
+        GroundCore::new(GroundConfig {
+            nodes: vec![NodeInfo {
+                spec,
+                altitude_km: 550.0,
+                illumination: Illumination::always_sunlit(),
+                initial_soc: 0.9,
+            }],
+            stations: Vec::new(),
+            contacts: Vec::new(),
+            isl: Default::default(),
+            tenants: vec![a, b],
+            horizon_end: t0() + Duration::from_hours(24),
+            plan_ahead: Duration::from_hours(12),
+            replan_every: Duration::from_mins(10),
+            planner: PlannerOptions::default(),
+            seed: 1,
+        })
+    };
+    let store = FlakyStore {
+        inner,
+        fail: fail.clone(),
+    };
+    let ground = Ground::start(core, store, Arc::new(SimClock::new(t0())), &[])
+        .await
+        .expect("start");
+    let app = router(ground.clone(), DEFAULT_MAX_BODY_BYTES);
+    let post = |key: &str| {
+        Request::builder()
+            .method("POST")
+            .uri("/v1/jobs")
+            .header(header::AUTHORIZATION, "Bearer token-a")
+            .body(Body::from(submission(key, b"tile")))
+            .expect("request")
+    };
+    let ok = app.clone().oneshot(post("kept")).await.expect("response");
+    assert_eq!(ok.status(), StatusCode::CREATED);
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let refused = app.clone().oneshot(post("lost")).await.expect("response");
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = refused
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(v["code"], "store_unavailable");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no space left"),
+        "{v}"
+    );
+    // The refused job is not in the core (nothing will plan it); the accepted one is still everywhere.
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    let list = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/v1/jobs")
+                .header(header::AUTHORIZATION, "Bearer token-a")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    let body = list.into_body().collect().await.expect("body").to_bytes();
+    let jobs: JobList = serde_json::from_slice(&body).expect("list");
+    let keys: Vec<&str> = jobs
+        .jobs
+        .iter()
+        .map(|j| j.idempotency_key.as_str())
+        .collect();
+    assert_eq!(keys, ["kept"]);
+    assert_eq!(ground.store().open_jobs().await.expect("open").len(), 1);
+    // Retried once the disk has room, the same key makes the job.
+    let retried = app.clone().oneshot(post("lost")).await.expect("response");
+    assert_eq!(retried.status(), StatusCode::CREATED);
+}

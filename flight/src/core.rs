@@ -169,6 +169,8 @@ pub struct FlightCore {
     relayed: BTreeMap<JobId, Instant>,
     /// Relay frames refused (store full, too many hops, expired, undecodable).
     relay_dropped: u64,
+    /// Jobs changed since the daemon last saved (see [`FlightCore::take_changed`]).
+    changed: BTreeSet<JobId>,
 }
 
 /// Largest batch a node runs.
@@ -242,6 +244,7 @@ impl FlightCore {
             down_via: BTreeMap::new(),
             relayed: BTreeMap::new(),
             relay_dropped: 0,
+            changed: BTreeSet::new(),
             durable,
         };
         core.index_plan();
@@ -251,6 +254,12 @@ impl FlightCore {
     /// What must survive a restart (a daemon commits it before acknowledging; the twin clones it).
     pub fn durable(&self) -> &Durable {
         &self.durable
+    }
+
+    /// Jobs whose record changed since the last call: what a daemon writes (with the rest of [`Durable`], which
+    /// is small) before it acknowledges anything.
+    pub fn take_changed(&mut self) -> Vec<JobId> {
+        std::mem::take(&mut self.changed).into_iter().collect()
     }
 
     /// This node's id.
@@ -523,6 +532,7 @@ impl FlightCore {
         if !closes {
             return;
         }
+        self.changed.insert(id);
         if let Some(job) = self.durable.jobs.get_mut(&id) {
             // A running job finishes, and its result is dropped when it comes back.
             job.state = FlightJobState::Closed;
@@ -795,6 +805,9 @@ impl FlightCore {
     }
 
     fn report(&mut self, job: JobId, event: JobEvent, now: Instant) {
+        // Every change to a job's record here comes with a report of it (the ground's closing receipts are the
+        // exception, marked where they are taken): this is where the daemon learns what to save.
+        self.changed.insert(job);
         let update = JobUpdate {
             job,
             event,

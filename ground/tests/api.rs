@@ -43,12 +43,12 @@ fn tenant(ids: &mut IdGenerator, name: &str) -> Tenant {
     }
 }
 
-async fn api() -> Api {
+/// Tenants a and b, and a ground core with one node (model `m`) and one station that knows them.
+fn core() -> (Tenant, Tenant, GroundCore) {
     let mut ids = IdGenerator::seeded(5);
     let a = tenant(&mut ids, "a");
     let b = tenant(&mut ids, "b");
-    let node = NodeId::new("n1").expect("id");
-    let mut spec = NodeSpec::leo_default(node, 1);
+    let mut spec = NodeSpec::leo_default(NodeId::new("n1").expect("id"), 1);
     spec.accelerator.models.insert(
         ModelId::new("m").expect("id"),
         ModelProfile {
@@ -75,6 +75,11 @@ async fn api() -> Api {
         planner: PlannerOptions::default(),
         seed: 1,
     });
+    (a, b, core)
+}
+
+async fn api() -> Api {
+    let (a, b, core) = core();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SqliteStore::open(&dir.path().join("ground.db"))
         .await
@@ -524,37 +529,7 @@ async fn a_full_disk_refuses_new_jobs_with_a_clear_error_and_loses_none_already_
     for t in base.ground.store().tenants().await.expect("tenants") {
         inner.put_tenant(&t).await.expect("tenant");
     }
-    // The same core set-up as `api()`, over the flaky store.
-    let core = {
-        let mut ids = IdGenerator::seeded(5);
-        let a = tenant(&mut ids, "a");
-        let b = tenant(&mut ids, "b");
-        let mut spec = NodeSpec::leo_default(NodeId::new("n1").expect("id"), 1);
-        spec.accelerator.models.insert(
-            ModelId::new("m").expect("id"),
-            ModelProfile {
-                input_bytes_per_s: 1_000.0,
-                batch_setup_s: 1.0,
-            },
-        );
-        GroundCore::new(GroundConfig {
-            nodes: vec![NodeInfo {
-                spec,
-                altitude_km: 550.0,
-                illumination: Illumination::always_sunlit(),
-                initial_soc: 0.9,
-            }],
-            stations: Vec::new(),
-            contacts: Vec::new(),
-            isl: Default::default(),
-            tenants: vec![a, b],
-            horizon_end: t0() + Duration::from_hours(24),
-            plan_ahead: Duration::from_hours(12),
-            replan_every: Duration::from_mins(10),
-            planner: PlannerOptions::default(),
-            seed: 1,
-        })
-    };
+    let (_, _, core) = core();
     let store = FlakyStore {
         inner,
         fail: fail.clone(),

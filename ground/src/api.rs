@@ -563,11 +563,59 @@ async fn metrics<S: Store>(State(g): State<Arc<Ground<S>>>) -> Result<Response, 
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 
+/// One audit entry as an operator reads it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditView {
+    /// When.
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Instant,
+    /// Who: `tenant:<id>` or `operator`.
+    pub who: String,
+    /// What: `submit`, `cancel`, `tenant.create`.
+    pub action: String,
+    /// What it was done to.
+    pub target: String,
+}
+
+#[utoipa::path(get, path = "/v1/ops/audit", tag = "operator", security(("bearer" = [])), responses((status = 200, description = "Every state-changing action, oldest first", body = Vec<AuditView>), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+async fn audit<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<AuditView>>, ApiError> {
+    g.operator_caller(&headers)?;
+    let log = g.store.audit_log().await.map_err(ApiError::store)?;
+    Ok(Json(
+        log.into_iter()
+            .map(|a| AuditView {
+                at: a.at,
+                who: a.who,
+                action: a.action,
+                target: a.target,
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/ops/plan", tag = "operator", security(("bearer" = [])), responses((status = 200, description = "The plan in force (JSON form of odc-model's Plan), or null before the first", body = Object), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+async fn plan<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    g.operator_caller(&headers)?;
+    let text = {
+        let core = g.core()?;
+        serde_json::to_string(&core.plan()).map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })?
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], text).into_response())
+}
+
 /// The OpenAPI document of the tenant and operator APIs.
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "odc ground", description = "Tenant and operator APIs of the odc control plane."),
-    paths(submit, list, status, cancel, result, usage, create_tenant, list_tenants),
+    paths(submit, list, status, cancel, result, usage, create_tenant, list_tenants, audit, plan),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -603,6 +651,8 @@ pub fn router<S: Store>(ground: Arc<Ground<S>>, max_body_bytes: usize) -> Router
             "/v1/ops/tenants",
             post(create_tenant::<S>).get(list_tenants::<S>),
         )
+        .route("/v1/ops/audit", get(audit::<S>))
+        .route("/v1/ops/plan", get(plan::<S>))
         .route("/v1/jobs", post(submit::<S>).get(list::<S>))
         .route("/v1/jobs/{id}", get(status::<S>))
         .route("/v1/jobs/{id}/cancel", post(cancel::<S>))

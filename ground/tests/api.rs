@@ -404,6 +404,8 @@ async fn the_openapi_document_describes_every_route() {
         ("/v1/usage", "get"),
         ("/v1/ops/tenants", "post"),
         ("/v1/ops/tenants", "get"),
+        ("/v1/ops/audit", "get"),
+        ("/v1/ops/plan", "get"),
     ] {
         let op = &doc["paths"][path][method];
         assert!(op.is_object(), "{method} {path} is documented");
@@ -591,4 +593,43 @@ async fn a_full_disk_refuses_new_jobs_with_a_clear_error_and_loses_none_already_
     // Retried once the disk has room, the same key makes the job.
     let retried = app.clone().oneshot(post("lost")).await.expect("response");
     assert_eq!(retried.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn operators_read_the_audit_log_and_the_plan_and_tenants_cannot() {
+    let api = api().await;
+    let job = submit(&api, "token-a", "audited").await;
+    let (_, _) = call(
+        &api,
+        "POST",
+        &format!("/v1/jobs/{}/cancel", job.id),
+        Some("token-a"),
+        None,
+    )
+    .await;
+    let (status, body) = call(&api, "GET", "/v1/ops/audit", Some("token-op"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let log: Vec<serde_json::Value> = serde_json::from_slice(&body).expect("json");
+    let actions: Vec<&str> = log.iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(actions, ["submit", "cancel"]);
+    assert!(log.iter().all(|e| e["target"] == job.id.to_string()));
+    assert!(
+        log[0]["who"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("tenant:"))
+    );
+    let (status, body) = call(&api, "GET", "/v1/ops/plan", Some("token-op"), None).await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::OK, b"null".as_slice()),
+        "no plan before the first tick"
+    );
+    for path in ["/v1/ops/audit", "/v1/ops/plan", "/v1/ops/tenants"] {
+        let (status, body) = call(&api, "GET", path, Some("token-a"), None).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::FORBIDDEN, "forbidden".into()),
+            "{path}"
+        );
+    }
 }

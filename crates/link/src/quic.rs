@@ -10,7 +10,7 @@
 //! outlives the connection: when a contact ends, whatever was in flight is resent on the next one.
 
 use crate::pki::{Credentials, Identity, PkiError};
-use crate::session::{Event, Millis, Session};
+use crate::session::{Event, Millis, Priority, Session};
 use bytes::Bytes;
 use quinn::{
     ClientConfig, Connection, Endpoint, RecvStream, SendStream, ServerConfig, TransportConfig,
@@ -306,13 +306,35 @@ impl Link {
     /// `on_event`. The session is told the contact began and ended, so anything unacknowledged goes out again
     /// on the next link.
     pub async fn run(
-        mut self,
+        self,
         session: &mut Session,
         on_event: &mut (dyn FnMut(Event) + Send),
         stop: impl Future<Output = ()>,
     ) -> Result<ContactEnd, LinkError> {
+        self.run_with(session, on_event, None, stop).await
+    }
+
+    /// As [`Link::run`], and messages arriving on `outgoing` during the contact are queued on the session as they
+    /// come (a reply to what was just delivered goes out in the same contact). A closed channel only stops that.
+    pub async fn run_interactive(
+        self,
+        session: &mut Session,
+        on_event: &mut (dyn FnMut(Event) + Send),
+        outgoing: &mut tokio::sync::mpsc::UnboundedReceiver<(Priority, Bytes)>,
+        stop: impl Future<Output = ()>,
+    ) -> Result<ContactEnd, LinkError> {
+        self.run_with(session, on_event, Some(outgoing), stop).await
+    }
+
+    async fn run_with(
+        mut self,
+        session: &mut Session,
+        on_event: &mut (dyn FnMut(Event) + Send),
+        outgoing: Option<&mut tokio::sync::mpsc::UnboundedReceiver<(Priority, Bytes)>>,
+        stop: impl Future<Output = ()>,
+    ) -> Result<ContactEnd, LinkError> {
         session.handle_contact(true);
-        let result = self.pump(session, on_event, stop).await;
+        let result = self.pump(session, on_event, outgoing, stop).await;
         session.handle_contact(false);
         match &result {
             Ok(ContactEnd::Stopped) => {
@@ -338,6 +360,7 @@ impl Link {
         &mut self,
         session: &mut Session,
         on_event: &mut (dyn FnMut(Event) + Send),
+        mut outgoing: Option<&mut tokio::sync::mpsc::UnboundedReceiver<(Priority, Bytes)>>,
         stop: impl Future<Output = ()>,
     ) -> Result<ContactEnd, LinkError> {
         const HIGH_WATER: usize = 1 << 20;
@@ -383,9 +406,22 @@ impl Link {
                 timer.as_mut().reset(wake);
             }
             let writing = out_bytes > 0;
+            let accepting = outgoing.is_some();
+            let next_message = async {
+                match outgoing.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 () = &mut stop => return Ok(ContactEnd::Stopped),
+                message = next_message, if accepting => match message {
+                    Some((priority, payload)) => {
+                        session.send(priority, payload);
+                    }
+                    None => outgoing = None,
+                },
                 read = self.recv.read_chunk(MAX_FRAME, true) => match read {
                     Ok(Some(chunk)) => frames.push(session, chunk.bytes)?,
                     Ok(None) => return Ok(ContactEnd::Lost),

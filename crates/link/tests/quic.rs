@@ -301,3 +301,68 @@ async fn transfers_resume_across_contacts_hours_apart() -> TestResult {
     assert!(started.elapsed() >= Duration::from_secs(3 * 3600 * (contacts as u64)));
     Ok(())
 }
+
+/// A peer answers what it is told during the same contact: the ground echoes each of the node's requests, the
+/// replies arriving before the contact ends.
+#[tokio::test(start_paused = true)]
+async fn replies_go_out_in_the_same_contact() -> TestResult {
+    let ca = authority()?;
+    let node = Identity::node("sat-9")?;
+    let p = pair(&ca, &issue(&ca, &ground())?, &ca, &issue(&ca, &node)?)?;
+    let config = SessionConfig::default();
+    let server = p.server.clone();
+    let ground_side = tokio::spawn(async move {
+        let incoming = server.accept().await.ok_or("endpoint closed")?;
+        let link = quic::accept(incoming).await.map_err(|e| e.to_string())?;
+        let mut session = Session::new(config);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        link.run_interactive(
+            &mut session,
+            &mut |e| {
+                if let Event::Delivered { payload, .. } = e {
+                    let mut reply = b"echo:".to_vec();
+                    reply.extend_from_slice(&payload);
+                    let _ = tx.send((Priority::Command, bytes::Bytes::from(reply)));
+                }
+            },
+            &mut rx,
+            std::future::pending(),
+        )
+        .await
+        .map_err(|e| e.to_string())
+    });
+    let mut session = Session::new(config);
+    for i in 0..5u8 {
+        session.send(Priority::Command, vec![i; 10]);
+    }
+    let done = Arc::new(Notify::new());
+    let mut replies = Vec::new();
+    let link = quic::connect(&p.client, p.addr, &ground(), &node).await?;
+    let end = link
+        .run(
+            &mut session,
+            &mut |e| {
+                if let Event::Delivered { payload, .. } = e {
+                    replies.push(payload);
+                    if replies.len() == 5 {
+                        done.notify_one();
+                    }
+                }
+            },
+            done.notified(),
+        )
+        .await?;
+    assert_eq!(end, ContactEnd::Stopped);
+    replies.sort();
+    let expected: Vec<Vec<u8>> = (0..5u8)
+        .map(|i| {
+            let mut r = b"echo:".to_vec();
+            r.extend_from_slice(&[i; 10]);
+            r
+        })
+        .collect();
+    assert_eq!(replies, expected);
+    let ground_end = ground_side.await??;
+    assert_eq!(ground_end, ContactEnd::Lost, "the node hung up");
+    Ok(())
+}

@@ -358,7 +358,7 @@ pub struct Planner {
 const ISL_WINDOWS_EXAMINED: usize = 24;
 /// Link time kept free at the end of every pass and ISL window: a transfer needs its acknowledgement back
 /// before the link closes, or it waits (durably, but late) for the next one.
-const LINK_MARGIN: Duration = Duration::from_secs(30);
+const LINK_MARGIN: Duration = Duration::from_secs(10);
 
 /// Smallest input worth keeping a contact open for, bytes.
 const MIN_JOB_BYTES: f64 = 1_000.0;

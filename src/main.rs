@@ -22,8 +22,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The main demo: the digital twin's default scenario (a dozen satellites, real inference, 24 simulated hours).
-    Demo(cmd::twin::TwinArgs),
+    /// The main demo: the digital twin's default scenario (a dozen satellites, real inference, 24 simulated hours);
+    /// with --live, a ground service and flight daemons as real processes linked over QUIC in accelerated time.
+    Demo(cmd::twin::DemoArgs),
     /// Run the digital twin on a scenario (the built-in default without --scenario), or a fault campaign.
     Twin(cmd::twin::TwinArgs),
     /// Seeded fault campaign in the twin: many short runs, each with random faults; every invariant must hold.
@@ -44,6 +45,8 @@ enum Command {
     Ops(cmd::client::OpsArgs),
     /// The control-plane service: tenant and operator APIs over HTTP, on a durable store.
     Ground(cmd::ground::GroundArgs),
+    /// The daemon of one flight node: its durable queue, the accelerator, and its links to the ground in passes.
+    Flight(cmd::flight::FlightArgs),
     /// Certificates for the links: `pki init` creates the constellation CA, `pki issue --node N` a node's credentials.
     Pki(cmd::pki::PkiArgs),
     /// State vectors of one satellite: TEME, Earth-fixed, geodetic, and look angles from a station.
@@ -87,7 +90,11 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Demo(args) | Command::Twin(args) => {
+        Command::Demo(args) => {
+            keep_freed_memory();
+            cmd::twin::demo(args)
+        }
+        Command::Twin(args) => {
             keep_freed_memory();
             cmd::twin::run(args)
         }
@@ -103,6 +110,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => cmd::plan::run(args),
         Command::Pki(args) => cmd::pki::run(args),
         Command::Ground(args) => cmd::ground::run(args),
+        Command::Flight(args) => cmd::flight::run(args),
         Command::Tenant(args) => cmd::client::tenant(args),
         Command::Ops(args) => cmd::client::ops(args),
     };

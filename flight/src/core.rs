@@ -46,6 +46,19 @@ pub enum FlightJobState {
     Closed,
 }
 
+impl FlightJobState {
+    /// The state's name, for metrics and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FlightJobState::Queued => "queued",
+            FlightJobState::Running => "running",
+            FlightJobState::Done => "done",
+            FlightJobState::Failed(_) => "failed",
+            FlightJobState::Closed => "closed",
+        }
+    }
+}
+
 /// One job as the node keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FlightJob {
@@ -344,6 +357,12 @@ impl FlightCore {
             self.send_result(id, now);
         }
         self.forward_held(now);
+    }
+
+    /// The transport session to the ground was lost (the ground restarted): results it carried may not have
+    /// arrived, so every result the ground has not acknowledged goes again at the next contact.
+    pub fn link_reset(&mut self) {
+        self.results_sent.clear();
     }
 
     /// An ISL to a neighbour came up or went down. When it comes up, frames held for the neighbour cross, and so

@@ -7,6 +7,7 @@
 //! many requests, and each request waits for its batch.
 
 use crate::core::{GroundCore, SubmitError};
+use crate::dispatch::{Links, NodeSide};
 use crate::metrics::{ApiMetrics, gauge};
 use crate::store::{AuditEntry, JobWrite, Store, StoreError, TenantRecord};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, State};
@@ -16,10 +17,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
-use odc_model::id::{JobId, ModelId, TenantId};
+use odc_model::id::{JobId, ModelId, NodeId, TenantId};
 use odc_model::job::{BlobRef, Job, JobSpec, JobState, Priority};
-use odc_model::tenant::{Quota, Tenant, Usage};
+use odc_model::tenant::{Quota, Tenant, Usage, UsageRecord};
 use odc_model::time::{Clock, Instant};
+use odc_model::wire::Envelope;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -100,9 +102,13 @@ pub struct SubmitRequest {
     pub input: String,
     /// Largest result accepted, bytes.
     pub output_bound_bytes: u64,
-    /// Deliver by, RFC 3339.
-    #[schema(value_type = String, format = DateTime)]
-    pub deadline: Instant,
+    /// Deliver by, RFC 3339 (give this or `within_s`).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub deadline: Option<Instant>,
+    /// Deliver within this many seconds of the ground's receipt, by the ground's clock (give this or `deadline`).
+    #[serde(default)]
+    pub within_s: Option<f64>,
     /// 0 (lowest) to 9; 5 if absent.
     #[serde(default)]
     pub priority: Option<u8>,
@@ -184,6 +190,32 @@ struct Pending {
     done: oneshot::Sender<Result<(), String>>,
 }
 
+/// What the core produced that must leave it: results to store, then messages for nodes (in that order: a node
+/// hears that its result arrived only once the result is durable).
+#[derive(Default)]
+struct Outbound {
+    deliveries: Vec<(Job, Vec<u8>, UsageRecord)>,
+    messages: Vec<(NodeId, Envelope)>,
+}
+
+impl Outbound {
+    /// Takes everything the core has for the outside.
+    fn drain(core: &mut GroundCore) -> Outbound {
+        let mut out = Outbound::default();
+        while let Some(d) = core.poll_delivery() {
+            let job = core.job(d.job).cloned();
+            let usage = core.ledger().iter().rev().find(|r| r.job == d.job).cloned();
+            if let (Some(job), Some(usage)) = (job, usage) {
+                out.deliveries.push((job, d.result, usage));
+            }
+        }
+        while let Some(m) = core.poll_outgoing() {
+            out.messages.push(m);
+        }
+        out
+    }
+}
+
 /// The ground service's shared state: the core, the store, the clock and the callers it knows.
 pub struct Ground<S: Store> {
     core: Mutex<GroundCore>,
@@ -192,6 +224,8 @@ pub struct Ground<S: Store> {
     principals: RwLock<HashMap<[u8; 32], Principal>>,
     commits: mpsc::Sender<Pending>,
     metrics: Arc<ApiMetrics>,
+    links: Arc<Links>,
+    outbound: mpsc::UnboundedSender<Outbound>,
 }
 
 impl<S: Store> Ground<S> {
@@ -214,6 +248,9 @@ impl<S: Store> Ground<S> {
         let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
         let metrics = Arc::new(ApiMetrics::default());
         tokio::spawn(commit_loop(store.clone(), rx, metrics.clone()));
+        let links = Arc::new(Links::default());
+        let (outbound, out_rx) = mpsc::unbounded_channel();
+        tokio::spawn(outbound_loop(store.clone(), links.clone(), out_rx));
         Ok(Arc::new(Ground {
             core: Mutex::new(core),
             store,
@@ -221,6 +258,8 @@ impl<S: Store> Ground<S> {
             principals: RwLock::new(principals),
             commits: tx,
             metrics,
+            links,
+            outbound,
         }))
     }
 
@@ -238,30 +277,22 @@ impl<S: Store> Ground<S> {
         &self.store
     }
 
-    /// Time passes: the core expires and replans; results it delivered are stored with their usage.
-    ///
-    /// Dispatch to nodes over the link's QUIC shell is not wired into the service yet: what the core wants sent
-    /// to nodes is dropped here (a node that later links is served afresh, as after a link reset).
+    /// Time passes: the core expires and replans; what it produced goes out (results stored, then messages).
     pub async fn tick(&self, now: Instant) {
-        let deliveries = {
+        let out = {
             let Ok(mut core) = self.core.lock() else {
                 return;
             };
             core.tick(now);
-            while core.poll_outgoing().is_some() {}
-            let mut out = Vec::new();
-            while let Some(d) = core.poll_delivery() {
-                let job = core.job(d.job).cloned();
-                let usage = core.ledger().iter().rev().find(|r| r.job == d.job).cloned();
-                if let (Some(job), Some(usage)) = (job, usage) {
-                    out.push((job, d.result, usage));
-                }
-            }
-            out
+            Outbound::drain(&mut core)
         };
-        for (job, result, usage) in deliveries {
-            // A failed write is retried by nothing yet; the core still holds the delivery and the tenant's usage.
-            let _ = self.store.put_delivery(&job, &result, &usage).await;
+        self.send_out(out);
+    }
+
+    /// Hands what the core produced to the writer task (which keeps the order).
+    fn send_out(&self, out: Outbound) {
+        if !out.deliveries.is_empty() || !out.messages.is_empty() {
+            let _ = self.outbound.send(out);
         }
     }
 
@@ -543,6 +574,13 @@ async fn metrics<S: Store>(State(g): State<Arc<Ground<S>>>) -> Result<Response, 
             "",
             &[(String::new(), core.tenants().count() as f64)],
         );
+        gauge(
+            &mut out,
+            "odc_ground_nodes_in_contact",
+            "Nodes with a link open now.",
+            "",
+            &[(String::new(), g.links.in_contact() as f64)],
+        );
         let generation = core.plan().map_or(0, |p| p.generation);
         gauge(
             &mut out,
@@ -666,6 +704,74 @@ pub fn router<S: Store>(ground: Arc<Ground<S>>, max_body_bytes: usize) -> Router
         .with_state(ground)
 }
 
+impl<S: Store> NodeSide for Ground<S> {
+    fn links(&self) -> &Links {
+        &self.links
+    }
+
+    fn knows(&self, node: &NodeId) -> bool {
+        self.core.lock().is_ok_and(|c| c.knows_node(node))
+    }
+
+    fn contact(&self, node: &NodeId, up: bool, restarted: bool) {
+        let now = self.clock.now();
+        let out = {
+            let Ok(mut core) = self.core.lock() else {
+                return;
+            };
+            if restarted {
+                core.link_reset(node);
+            }
+            let station = if up {
+                core.station_for(node, now)
+            } else {
+                None
+            };
+            core.handle_contact(node, station, now);
+            Outbound::drain(&mut core)
+        };
+        self.metrics
+            .contacts
+            .fetch_add(u64::from(up), Ordering::Relaxed);
+        self.send_out(out);
+    }
+
+    fn node_message(&self, node: &NodeId, envelope: Envelope) {
+        let now = self.clock.now();
+        let out = {
+            let Ok(mut core) = self.core.lock() else {
+                return;
+            };
+            core.handle_message(node, envelope, now);
+            Outbound::drain(&mut core)
+        };
+        self.metrics.node_messages.fetch_add(1, Ordering::Relaxed);
+        self.send_out(out);
+    }
+}
+
+/// The writer of what the core produced: each delivery is committed (retried, with a growing pause, until the
+/// store takes it), then the messages behind it go to their nodes.
+async fn outbound_loop<S: Store>(
+    store: Arc<S>,
+    links: Arc<Links>,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+) {
+    while let Some(out) = rx.recv().await {
+        for (job, result, usage) in &out.deliveries {
+            let mut pause = std::time::Duration::from_millis(50);
+            while let Err(e) = store.put_delivery(job, result, usage).await {
+                tracing::warn!(job = %job.id, error = %e, "a delivered result could not be stored; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+        for (node, envelope) in &out.messages {
+            links.send(node, envelope);
+        }
+    }
+}
+
 fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
 }
@@ -685,16 +791,26 @@ async fn submit<S: Store>(
     let model = ModelId::new(&req.model).map_err(|e| bad_request(format!("`model`: {e}")))?;
     let priority = Priority::new(req.priority.unwrap_or(5))
         .ok_or_else(|| bad_request("`priority` must be 0 to 9"))?;
+    let now = g.clock.now();
+    let deadline = match (req.deadline, req.within_s) {
+        (Some(d), None) => d,
+        (None, Some(s)) if s.is_finite() && s > 0.0 && s <= 366.0 * 86_400.0 => {
+            now + odc_model::time::Duration::from_secs_f64(s)
+        }
+        (None, Some(_)) => {
+            return Err(bad_request("`within_s` must be above 0 and at most a year"));
+        }
+        _ => return Err(bad_request("give exactly one of `deadline` and `within_s`")),
+    };
     let spec = JobSpec {
         tenant,
         model,
         input: BlobRef::of(&input),
         output_bound_bytes: req.output_bound_bytes,
-        deadline: req.deadline,
+        deadline,
         priority,
         idempotency_key: req.idempotency_key,
     };
-    let now = g.clock.now();
     let (job, new) = {
         let mut core = g.core()?;
         let known = core.job_for_key(tenant, &spec.idempotency_key);

@@ -526,6 +526,32 @@ impl GroundCore {
         }
     }
 
+    /// Whether a node is part of the fleet this ground plans for.
+    pub fn knows_node(&self, node: &NodeId) -> bool {
+        self.links.contains_key(node)
+    }
+
+    /// The station a node reaches the ground through at `now`: the pass it is in (of the stations that are up), or
+    /// failing that the pass nearest in time (clocks of separate processes differ by a little at a pass's edges).
+    /// `None` for a node the ground does not know or one with no pass at all.
+    pub fn station_for(&self, node: &NodeId, now: Instant) -> Option<StationId> {
+        let distance = |c: &ContactWindow| {
+            if now < c.start {
+                c.start - now
+            } else if now > c.end {
+                now - c.end
+            } else {
+                Duration::ZERO
+            }
+        };
+        self.config
+            .contacts
+            .iter()
+            .filter(|c| &c.node == node && !self.down_stations.contains(&c.station))
+            .min_by_key(|c| distance(c))
+            .map(|c| c.station.clone())
+    }
+
     /// The link to a node was reset (its transport session was lost, e.g. at a restart): what was sent over it
     /// may not have arrived, so it will be sent again.
     pub fn link_reset(&mut self, node: &NodeId) {

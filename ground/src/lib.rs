@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod core;
+pub mod dispatch;
 pub mod metrics;
 pub mod store;
 

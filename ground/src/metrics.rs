@@ -23,6 +23,10 @@ pub struct ApiMetrics {
     pub commits: AtomicU64,
     /// Submissions made durable.
     pub committed_jobs: AtomicU64,
+    /// Node contacts opened over the links.
+    pub contacts: AtomicU64,
+    /// Messages nodes delivered.
+    pub node_messages: AtomicU64,
 }
 
 impl ApiMetrics {
@@ -81,6 +85,16 @@ impl ApiMetrics {
             out,
             "# HELP odc_ground_store_committed_jobs_total Job writes made durable by them.\n# TYPE odc_ground_store_committed_jobs_total counter\nodc_ground_store_committed_jobs_total {}",
             self.committed_jobs.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP odc_ground_contacts_total Node contacts opened over the links.\n# TYPE odc_ground_contacts_total counter\nodc_ground_contacts_total {}",
+            self.contacts.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP odc_ground_node_messages_total Messages delivered by nodes.\n# TYPE odc_ground_node_messages_total counter\nodc_ground_node_messages_total {}",
+            self.node_messages.load(Ordering::Relaxed)
         );
     }
 }

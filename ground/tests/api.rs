@@ -299,6 +299,25 @@ async fn bad_requests_are_refused_with_a_code_and_change_nothing() {
             submission("k", b"x").replace("\"priority\":5", "\"priority\":12"),
             "bad_request",
         ),
+        // A deadline and a relative one together, none at all, or a relative one that is not positive.
+        (
+            submission("k", b"x").replace("\"deadline\"", "\"within_s\":60,\"deadline\""),
+            "bad_request",
+        ),
+        (
+            submission("k", b"x").replace("\"deadline\"", "\"nothing\""),
+            "bad_request",
+        ),
+        (
+            submission("k", b"x").replace(
+                &format!(
+                    "\"deadline\":\"{}\"",
+                    (t0() + Duration::from_hours(6)).to_rfc3339()
+                ),
+                "\"within_s\":-5",
+            ),
+            "bad_request",
+        ),
     ];
     for (body, expected) in cases {
         let (status, reply) = call(
@@ -324,6 +343,21 @@ async fn bad_requests_are_refused_with_a_code_and_change_nothing() {
             .await
             .expect("open")
             .is_empty()
+    );
+    // A deadline relative to the ground's clock is taken.
+    let relative = submission("rel", b"x").replace(
+        &format!(
+            "\"deadline\":\"{}\"",
+            (t0() + Duration::from_hours(6)).to_rfc3339()
+        ),
+        "\"within_s\":3600",
+    );
+    let (status, reply) = call(&api, "POST", "/v1/jobs", Some("token-a"), Some(relative)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let view: serde_json::Value = serde_json::from_slice(&reply).expect("json");
+    assert_eq!(
+        view["deadline"].as_str(),
+        Some((t0() + Duration::from_hours(1)).to_rfc3339().as_str())
     );
     let (status, reply) = call(&api, "GET", "/v1/jobs/not-an-id", Some("token-a"), None).await;
     assert_eq!(

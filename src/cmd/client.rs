@@ -119,12 +119,23 @@ enum OpsCommand {
     Tenants,
 }
 
-struct Reply {
-    status: u16,
-    body: Vec<u8>,
+/// An answer from the ground.
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Vec<u8>,
 }
 
 impl Connection {
+    /// A connection to `url` as the holder of `token`.
+    pub fn new(url: &str, token: &str) -> Connection {
+        Connection {
+            url: Some(url.to_string()),
+            token: Some(token.to_string()),
+        }
+    }
+
     fn base(&self) -> anyhow::Result<(String, String)> {
         let url = self
             .url
@@ -150,7 +161,7 @@ impl Connection {
     }
 
     /// One request over a fresh connection (HTTP/1.1, `Connection: close`).
-    fn call(&self, method: &str, path: &str, body: Option<&str>) -> anyhow::Result<Reply> {
+    pub fn call(&self, method: &str, path: &str, body: Option<&str>) -> anyhow::Result<Reply> {
         let (host, prefix) = self.base()?;
         let token = self.token()?;
         let mut stream = TcpStream::connect(&host)
@@ -187,7 +198,7 @@ impl Connection {
     }
 
     /// A JSON request whose success is JSON.
-    fn json(
+    pub fn json(
         &self,
         method: &str,
         path: &str,
@@ -262,14 +273,12 @@ pub fn tenant(args: TenantArgs) -> anyhow::Result<()> {
             let bytes = std::fs::read(&input)
                 .with_context(|| format!("cannot read {}", input.display()))?;
             let key = key.unwrap_or_else(|| blake3::hash(&bytes).to_hex()[..32].to_string());
-            let deadline = odc_model::time::Instant::from_unix_ms(
-                chrono::Utc::now().timestamp_millis() + (deadline_hours * 3.6e6) as i64,
-            );
+            // Relative to the ground's clock (which may run accelerated), not this machine's.
             let body = serde_json::json!({
                 "model": model,
                 "input": base64::engine::general_purpose::STANDARD.encode(&bytes),
                 "output_bound_bytes": output_bound,
-                "deadline": deadline.to_rfc3339(),
+                "within_s": deadline_hours * 3600.0,
                 "priority": priority,
                 "idempotency_key": key,
             });

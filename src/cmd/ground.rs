@@ -2,15 +2,20 @@
 //! core from what it holds, and serves the tenant and operator APIs over HTTP until SIGTERM or Ctrl-C, when
 //! in-flight requests finish and the store is closed. The fleet and stations the planner works with come from a
 //! planner scenario (the embedded demo constellation by default), its geometry computed from the start time on.
+//! With `link_listen` set it also accepts the flight nodes' QUIC links (mutual TLS under the constellation CA) and
+//! dispatches the plan and the inputs to them, and takes their reports and results, during their passes.
 
+use super::fleet::{TimeSettings, geometry, load_config};
 use anyhow::Context;
 use clap::Args;
 use odc_ground::api::{Ground, new_token, serve as serve_api, token_hash};
+use odc_ground::dispatch::accept_links;
 use odc_ground::store::{SqliteStore, Store};
 use odc_ground::{GroundConfig, GroundCore, NodeInfo};
-use odc_model::time::{Clock, Duration, WallClock};
+use odc_link::pki::load_trust;
+use odc_link::{Credentials, Identity, Role};
+use odc_model::time::{Clock, Duration};
 use odc_planner::PlannerOptions;
-use odc_planner::scenario::{ScenarioConfig, ScenarioFiles};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,11 +38,21 @@ scenario = ""
 # How far ahead each plan looks, hours, and the least time between replans for new jobs, minutes.
 plan_ahead_hours = 12.0
 replan_minutes = 10.0
+# Hours of passes and eclipses computed at start.
+horizon_hours = 24.0
+# The scenario's nodes this ground plans for; empty: all of them.
+nodes = []
+# UDP address the flight nodes' QUIC links come in on; empty: no links (the APIs only).
+link_listen = ""
+# Certificates for the links, made with `odc pki`: the CA's ca.pem and this ground's ground-<ground_id>.pem/.key.
+pki_dir = "pki"
+ground_id = "ground"
+# The clock: simulated time `time_start` (RFC 3339; empty: now) at wall-clock `time_anchor_unix_ms` (0: at
+# start), running `time_speed` times real time. A local constellation gives all its processes the same three.
+time_start = ""
+time_anchor_unix_ms = 0
+time_speed = 1.0
 "#;
-
-const DEMO_SCENARIO: &str = include_str!("../../scenarios/demo.toml");
-const DEMO_TLE: &str = include_str!("../../testdata/orbit-calibration/satellites.tle");
-const DEMO_STATIONS: &str = include_str!("../../testdata/orbit-calibration/stations.json");
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +64,24 @@ struct GroundFile {
     scenario: String,
     plan_ahead_hours: f64,
     replan_minutes: f64,
+    horizon_hours: f64,
+    nodes: Vec<String>,
+    link_listen: String,
+    pki_dir: PathBuf,
+    ground_id: String,
+    time_start: String,
+    time_anchor_unix_ms: i64,
+    time_speed: f64,
+}
+
+impl GroundFile {
+    fn time(&self) -> TimeSettings {
+        TimeSettings {
+            start: self.time_start.clone(),
+            anchor_unix_ms: self.time_anchor_unix_ms,
+            speed: self.time_speed,
+        }
+    }
 }
 
 /// Arguments of `odc ground`.
@@ -66,36 +99,7 @@ pub struct GroundArgs {
 }
 
 fn load(args: &GroundArgs) -> anyhow::Result<(GroundFile, PathBuf)> {
-    let (text, base) = match &args.config {
-        Some(path) => (
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?,
-            path.parent().map(Path::to_path_buf).unwrap_or_default(),
-        ),
-        None => (DEFAULT_CONFIG.to_string(), PathBuf::from(".")),
-    };
-    // Settings the file leaves out keep their documented defaults.
-    let mut merged: toml::Table =
-        toml::from_str(DEFAULT_CONFIG).context("default configuration")?;
-    let given: toml::Table = toml::from_str(&text).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: {}",
-            args.config
-                .as_deref()
-                .unwrap_or(Path::new("default"))
-                .display(),
-            e.to_string().replace('\n', " ")
-        )
-    })?;
-    for (k, v) in given {
-        merged.insert(k, v);
-    }
-    let file: GroundFile =
-        toml::Value::Table(merged)
-            .try_into()
-            .map_err(|e: toml::de::Error| {
-                anyhow::anyhow!("configuration: {}", e.to_string().replace('\n', " "))
-            })?;
+    let (file, base): (GroundFile, PathBuf) = load_config(DEFAULT_CONFIG, args.config.as_deref())?;
     anyhow::ensure!(
         file.plan_ahead_hours > 0.0,
         "plan_ahead_hours must be positive"
@@ -104,6 +108,11 @@ fn load(args: &GroundArgs) -> anyhow::Result<(GroundFile, PathBuf)> {
         file.replan_minutes >= 1.0,
         "replan_minutes must be at least 1"
     );
+    anyhow::ensure!(
+        file.horizon_hours > 0.0 && file.horizon_hours <= 14.0 * 24.0,
+        "horizon_hours must be above 0 and at most 336"
+    );
+    file.time().clock()?;
     Ok((file, base))
 }
 
@@ -136,34 +145,7 @@ fn fleet(
     base: &Path,
     now: odc_model::time::Instant,
 ) -> anyhow::Result<GroundConfig> {
-    let (text, files) = if file.scenario.is_empty() {
-        let files = ScenarioFiles {
-            tle: Some(DEMO_TLE.to_string()),
-            stations: Some(DEMO_STATIONS.to_string()),
-        };
-        (DEMO_SCENARIO.to_string(), files)
-    } else {
-        let path = base.join(&file.scenario);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let peek: ScenarioConfig = toml::from_str(&text).map_err(|e| {
-            anyhow::anyhow!("{}: {}", path.display(), e.to_string().replace('\n', " "))
-        })?;
-        let files = super::scenario_files(
-            &path,
-            peek.constellation.tle.as_deref(),
-            peek.stations.file.as_deref(),
-        )?;
-        (text, files)
-    };
-    let mut scenario: ScenarioConfig = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("scenario: {}", e.to_string().replace('\n', " ")))?;
-    scenario.start = now;
-    scenario.hours = 24.0;
-    // The scenario's own tenants and jobs are for `odc plan`; the service's come from the store and the API.
-    scenario.jobs.count = 0;
-    let (snapshot, _) = odc_planner::scenario::build(&scenario, &files)
-        .map_err(|e| anyhow::anyhow!("fleet geometry: {e}"))?;
+    let snapshot = geometry(&file.scenario, base, now, file.horizon_hours, &file.nodes)?;
     Ok(GroundConfig {
         nodes: snapshot
             .nodes
@@ -179,12 +161,31 @@ fn fleet(
         contacts: snapshot.contacts.clone(),
         isl: snapshot.isl.clone(),
         tenants: Vec::new(),
-        horizon_end: now + Duration::from_hours(24),
+        horizon_end: now + Duration::from_secs_f64(file.horizon_hours * 3600.0),
         plan_ahead: Duration::from_secs_f64(file.plan_ahead_hours * 3600.0),
         replan_every: Duration::from_secs_f64(file.replan_minutes * 60.0),
-        planner: PlannerOptions::default(),
+        // The nodes' optical terminals are not driven by the daemons yet: plans route through ground passes only.
+        planner: PlannerOptions {
+            use_isl: false,
+            ..PlannerOptions::default()
+        },
         seed: now.unix_ms() as u64,
     })
+}
+
+/// Sends logs to stderr as text or JSON lines, at the levels `RUST_LOG` names (info by default).
+pub fn init_logs(format: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        "text" => logs.init(),
+        "json" => logs.json().init(),
+        other => anyhow::bail!("--log-format {other:?}: use text or json"),
+    }
+    Ok(())
 }
 
 /// Runs `odc ground`.
@@ -194,16 +195,7 @@ pub fn run(args: GroundArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let (file, base) = load(&args)?;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match args.log_format.as_str() {
-        "text" => logs.init(),
-        "json" => logs.json().init(),
-        other => anyhow::bail!("--log-format {other:?}: use text or json"),
-    }
+    init_logs(&args.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -212,7 +204,8 @@ pub fn run(args: GroundArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(file: GroundFile, base: PathBuf) -> anyhow::Result<()> {
-    let clock: Arc<dyn Clock> = Arc::new(WallClock);
+    let scaled = file.time().clock()?;
+    let clock: Arc<dyn Clock> = Arc::new(scaled);
     let now = clock.now();
     let operator = operator_token(&base.join(&file.operator_token_file))?;
     let store_path = base.join(&file.store);
@@ -246,11 +239,47 @@ async fn serve(file: GroundFile, base: PathBuf) -> anyhow::Result<()> {
         tenants.len(),
         store_path.display()
     ));
+    let links = if file.link_listen.is_empty() {
+        None
+    } else {
+        let bind: std::net::SocketAddr = file
+            .link_listen
+            .parse()
+            .with_context(|| format!("link_listen {:?} is not an address", file.link_listen))?;
+        let pki = base.join(&file.pki_dir);
+        let me = Identity::new(Role::Ground, &file.ground_id)?;
+        let creds = Credentials::load(&pki, me).with_context(|| {
+            format!(
+                "no ground credentials in {} (make them with `odc pki issue --ground {}`)",
+                pki.display(),
+                file.ground_id
+            )
+        })?;
+        let ca = load_trust(&pki.join("ca.pem"))?;
+        let endpoint = odc_link::quic::server_endpoint(
+            bind,
+            &creds,
+            &ca,
+            odc_link::LinkConfig {
+                idle_timeout: std::time::Duration::from_secs(3),
+            },
+        )?;
+        let addr = endpoint.local_addr()?;
+        say(&format!("odc ground: node links on quic://{addr}"));
+        Some(tokio::spawn(accept_links(
+            ground.clone(),
+            endpoint,
+            odc_link::quic::new_session_id(),
+            std::future::pending(),
+        )))
+    };
+    // Ticks often enough for the clock's speed: ten simulated minutes between ticks at most.
+    let period = std::time::Duration::from_secs_f64((600.0 / scaled.speed).clamp(0.05, 1.0));
     let ticker = {
         let ground = ground.clone();
         let clock = clock.clone();
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            let mut every = tokio::time::interval(period);
             loop {
                 every.tick().await;
                 ground.tick(clock.now()).await;
@@ -261,6 +290,9 @@ async fn serve(file: GroundFile, base: PathBuf) -> anyhow::Result<()> {
         .await
         .context("the HTTP server failed")?;
     ticker.abort();
+    if let Some(links) = links {
+        links.abort();
+    }
     ground.store().close().await;
     say("odc ground stopped; the store is closed");
     Ok(())
@@ -274,7 +306,7 @@ fn say(line: &str) {
 }
 
 /// Resolves at SIGTERM or Ctrl-C.
-async fn shutdown() {
+pub async fn shutdown() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -2,7 +2,10 @@
 
 pub mod client;
 pub mod ephemeris;
+pub mod fleet;
+pub mod flight;
 pub mod ground;
+pub mod live;
 pub mod overview;
 pub mod pki;
 pub mod plan;

@@ -31,6 +31,24 @@ pub struct TwinArgs {
     print_default_scenario: bool,
 }
 
+/// Arguments of `odc demo`: the twin's, or a live constellation of processes with `--live`.
+#[derive(Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    twin: TwinArgs,
+    #[command(flatten)]
+    live: super::live::LiveArgs,
+}
+
+/// Runs `odc demo`: the twin on its default scenario, or with `--live` the local constellation.
+pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    if args.live.live {
+        super::live::run(&args.live)
+    } else {
+        run(args.twin)
+    }
+}
+
 /// Arguments of `odc campaign`.
 #[derive(Args)]
 pub struct CampaignArgs {

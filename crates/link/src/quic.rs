@@ -7,7 +7,10 @@
 //! first flight can never be replayed into a command.
 //!
 //! One contact is one QUIC connection with one bidirectional stream of length-prefixed session frames. The session
-//! outlives the connection: when a contact ends, whatever was in flight is resent on the next one.
+//! outlives the connection: when a contact ends, whatever was in flight is resent on the next one. The hello and
+//! its answer name each side's session (a number drawn when the process began), so a side that sees a new number
+//! knows its peer restarted and starts a fresh session with it instead of discarding the new one's messages as
+//! repeats.
 
 use crate::pki::{Credentials, Identity, PkiError};
 use crate::session::{Event, Millis, Priority, Session};
@@ -112,6 +115,20 @@ fn transport(idle: Duration) -> Arc<TransportConfig> {
     Arc::new(t)
 }
 
+/// A session number for this process that a restart will not repeat (the clock's nanoseconds and the process id,
+/// hashed); never 0, which means "none named".
+pub fn new_session_id() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut seed = nanos.to_le_bytes().to_vec();
+    seed.extend_from_slice(&std::process::id().to_le_bytes());
+    let hash = blake3::hash(&seed);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash.as_bytes()[..8]);
+    u64::from_le_bytes(first) | 1
+}
+
 /// How a link endpoint behaves.
 #[derive(Debug, Clone, Copy)]
 pub struct LinkConfig {
@@ -184,6 +201,7 @@ pub struct Link {
     send: SendStream,
     recv: RecvStream,
     peer: Identity,
+    session_id: u64,
 }
 
 /// How a contact ended.
@@ -203,20 +221,35 @@ pub async fn connect(
     server: &Identity,
     me: &Identity,
 ) -> Result<Link, LinkError> {
+    connect_session(endpoint, addr, server, me, 0).await
+}
+
+/// As [`connect`], naming the client's session (see [`Link::session_id`]).
+pub async fn connect_session(
+    endpoint: &Endpoint,
+    addr: SocketAddr,
+    server: &Identity,
+    me: &Identity,
+    session_id: u64,
+) -> Result<Link, LinkError> {
     let conn = endpoint.connect(addr, &server.dns_name())?.await?;
     let (mut send, mut recv) = conn.open_bi().await?;
     let name = me.dns_name();
     let mut hello = HELLO_MAGIC.to_vec();
     hello.push(name.len() as u8);
     hello.extend_from_slice(name.as_bytes());
+    hello.extend_from_slice(&session_id.to_be_bytes());
     send.write_all(&hello).await.map_err(LinkError::Write)?;
-    let mut ok = [0u8; 1];
+    let mut ok = [0u8; 9];
     match tokio::time::timeout(HELLO_TIMEOUT, recv.read_exact(&mut ok)).await {
         Ok(Ok(())) if ok[0] == 1 => Ok(Link {
             conn,
             send,
             recv,
             peer: server.clone(),
+            session_id: u64::from_be_bytes([
+                ok[1], ok[2], ok[3], ok[4], ok[5], ok[6], ok[7], ok[8],
+            ]),
         }),
         Ok(Ok(())) => Err(LinkError::Protocol("bad hello answer".into())),
         Ok(Err(_)) => Err(match conn.close_reason() {
@@ -229,6 +262,12 @@ pub async fn connect(
 
 /// Accepts one incoming link and checks that the client's certificate binds the identity it claims.
 pub async fn accept(incoming: quinn::Incoming) -> Result<Link, LinkError> {
+    accept_session(incoming, 0).await
+}
+
+/// As [`accept`], naming this side's session in the answer (see [`Link::session_id`]).
+pub async fn accept_session(incoming: quinn::Incoming, session_id: u64) -> Result<Link, LinkError> {
+    let mine = session_id;
     let conn = incoming.await?;
     let (mut send, mut recv) = match tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi()).await {
         Ok(r) => r?,
@@ -239,13 +278,17 @@ pub async fn accept(incoming: quinn::Incoming) -> Result<Link, LinkError> {
     if !matches!(read, Ok(Ok(()))) || &head[..4] != HELLO_MAGIC {
         return Err(refuse(&conn, close_code::PROTOCOL, "bad hello"));
     }
-    let mut name = vec![0u8; usize::from(head[4])];
+    let mut name = vec![0u8; usize::from(head[4]) + 8];
     if !matches!(
         tokio::time::timeout(HELLO_TIMEOUT, recv.read_exact(&mut name)).await,
         Ok(Ok(()))
     ) {
         return Err(refuse(&conn, close_code::PROTOCOL, "bad hello"));
     }
+    let id_bytes = name.split_off(name.len() - 8);
+    let mut session_id = [0u8; 8];
+    session_id.copy_from_slice(&id_bytes);
+    let session_id = u64::from_be_bytes(session_id);
     let claimed = String::from_utf8_lossy(&name).into_owned();
     let Ok(identity) = Identity::from_dns_name(&claimed) else {
         return Err(refuse(&conn, close_code::IDENTITY, "unknown identity"));
@@ -257,12 +300,15 @@ pub async fn accept(incoming: quinn::Incoming) -> Result<Link, LinkError> {
         );
         return Err(LinkError::IdentityMismatch { claimed });
     }
-    send.write_all(&[1]).await?;
+    let mut answer = vec![1u8];
+    answer.extend_from_slice(&mine.to_be_bytes());
+    send.write_all(&answer).await?;
     Ok(Link {
         conn,
         send,
         recv,
         peer: identity,
+        session_id,
     })
 }
 
@@ -295,6 +341,12 @@ impl Link {
     /// Who is on the other end (proven by its certificate).
     pub fn peer(&self) -> &Identity {
         &self.peer
+    }
+
+    /// The peer's session number from its hello or its answer (0 if it named none): a new number means the peer
+    /// restarted and lost its session.
+    pub fn session_id(&self) -> u64 {
+        self.session_id
     }
 
     /// The underlying connection (statistics, remote address).

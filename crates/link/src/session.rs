@@ -44,6 +44,18 @@ impl Priority {
     }
 }
 
+impl From<odc_model::wire::TrafficClass> for Priority {
+    /// A message's queue on the link: control as commands, telemetry next, bulk data by tenant priority.
+    fn from(class: odc_model::wire::TrafficClass) -> Priority {
+        use odc_model::wire::TrafficClass;
+        match class {
+            TrafficClass::Control => Priority::Command,
+            TrafficClass::Telemetry => Priority::Telemetry,
+            TrafficClass::Bulk(p) => Priority::Result(std::cmp::Reverse(p)),
+        }
+    }
+}
+
 /// Limits of a session.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SessionConfig {

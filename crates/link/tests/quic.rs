@@ -87,18 +87,24 @@ async fn try_link(
 }
 
 #[tokio::test(start_paused = true)]
-async fn good_certificates_link_up_and_name_the_peer() -> TestResult {
+async fn good_certificates_link_up_and_name_the_peer_and_session() -> TestResult {
     let ca = authority()?;
     let node = Identity::node("sat-7")?;
     let p = pair(&ca, &issue(&ca, &ground())?, &ca, &issue(&ca, &node)?)?;
     let server = p.server.clone();
     let accepting = tokio::spawn(async move {
         let incoming = server.accept().await.ok_or("closed")?;
-        quic::accept(incoming).await.map_err(|e| e.to_string())
+        quic::accept_session(incoming, 42)
+            .await
+            .map_err(|e| e.to_string())
     });
-    let link = quic::connect(&p.client, p.addr, &ground(), &node).await?;
+    let link = quic::connect_session(&p.client, p.addr, &ground(), &node, 0xfeed_beef).await?;
     assert_eq!(link.peer(), &ground());
-    assert_eq!(accepting.await??.peer(), &node);
+    assert_eq!(link.session_id(), 42);
+    let accepted = accepting.await??;
+    assert_eq!(accepted.peer(), &node);
+    // The server learns which session the client speaks for (a restarted node names a new one).
+    assert_eq!(accepted.session_id(), 0xfeed_beef);
     Ok(())
 }
 

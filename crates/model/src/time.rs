@@ -193,6 +193,40 @@ impl Clock for WallClock {
     }
 }
 
+/// Accelerated time shared by separate processes: `start` at the wall-clock moment `anchor_unix_ms`, then
+/// `speed` simulated seconds per wall second. Every process given the same three numbers reads the same time,
+/// which is how a live constellation on one machine runs a day in minutes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScaledClock {
+    /// Simulated time at the anchor.
+    pub start: Instant,
+    /// Wall-clock Unix milliseconds of the anchor.
+    pub anchor_unix_ms: i64,
+    /// Simulated seconds per wall second (1 is real time).
+    pub speed: f64,
+}
+
+impl ScaledClock {
+    /// Simulated time at wall-clock Unix milliseconds `wall_ms`.
+    pub fn at_wall(&self, wall_ms: i64) -> Instant {
+        let elapsed = (wall_ms - self.anchor_unix_ms) as f64 * self.speed;
+        Instant(self.start.0 + elapsed.round() as i64)
+    }
+
+    /// Wall-clock time until simulated time `t` (zero if it has passed).
+    pub fn wall_until(&self, t: Instant) -> std::time::Duration {
+        let now = self.now();
+        let sim_ms = (t.0 - now.0).max(0) as f64;
+        std::time::Duration::from_secs_f64(sim_ms / 1000.0 / self.speed.max(1e-9))
+    }
+}
+
+impl Clock for ScaledClock {
+    fn now(&self) -> Instant {
+        self.at_wall(Utc::now().timestamp_millis())
+    }
+}
+
 /// A clock that stands still until told to move: the twin's and the tests'. It never moves backwards.
 #[derive(Debug, Default)]
 pub struct SimClock(AtomicI64);
@@ -234,6 +268,25 @@ mod tests {
         let offset: Instant = "2026-06-20T09:51:16.924+02:00".parse().expect("valid");
         assert_eq!(offset, t);
         assert!("yesterday".parse::<Instant>().is_err());
+    }
+
+    #[test]
+    fn scaled_clocks_with_the_same_anchor_agree_and_run_fast() {
+        let c = ScaledClock {
+            start: Instant::from_unix_ms(1_000_000),
+            anchor_unix_ms: 5_000,
+            speed: 600.0,
+        };
+        assert_eq!(c.at_wall(5_000), Instant::from_unix_ms(1_000_000));
+        // One wall second is ten simulated minutes.
+        assert_eq!(c.at_wall(6_000), Instant::from_unix_ms(1_600_000));
+        assert_eq!(c.at_wall(4_000), Instant::from_unix_ms(400_000));
+        let copy = c;
+        assert_eq!(copy.at_wall(123_456), c.at_wall(123_456));
+        assert_eq!(
+            c.wall_until(Instant::from_unix_ms(0)),
+            std::time::Duration::ZERO
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use odc_model::plan::Endpoint;
 use odc_model::spec::{ModelProfile, NodeSpec, StationSpec};
 use odc_model::tenant::Tenant;
 use odc_model::time::{Duration, Instant};
-use odc_model::wire::{self, TrafficClass};
+use odc_model::wire;
 use odc_planner::scenario::{JobsConfig, ScenarioConfig, ScenarioFiles};
 use odc_planner::{ContactWindow, PlannerOptions};
 use sha2::{Digest as _, Sha256};
@@ -187,14 +187,6 @@ fn session_config() -> SessionConfig {
         // A second of link time per pump: no retransmission before an acknowledgement could be back.
         retransmit_ms: 10_000,
         ..SessionConfig::default()
-    }
-}
-
-fn priority(class: TrafficClass) -> Priority {
-    match class {
-        TrafficClass::Control => Priority::Command,
-        TrafficClass::Telemetry => Priority::Telemetry,
-        TrafficClass::Bulk(p) => Priority::Result(std::cmp::Reverse(p)),
     }
 }
 
@@ -755,7 +747,7 @@ impl World {
             if let Ok(bytes) = wire::encode(&envelope) {
                 self.nodes[i]
                     .ground_end
-                    .send(priority(envelope.message.class()), bytes);
+                    .send(Priority::from(envelope.message.class()), bytes);
                 self.schedule_pump(i, self.now);
             }
         }
@@ -783,7 +775,8 @@ impl World {
         let mut sent = false;
         while let Some(envelope) = n.core.poll_outgoing() {
             if let Ok(bytes) = wire::encode(&envelope) {
-                n.node_end.send(priority(envelope.message.class()), bytes);
+                n.node_end
+                    .send(Priority::from(envelope.message.class()), bytes);
                 sent = true;
             }
         }
@@ -806,7 +799,7 @@ impl World {
                 };
                 let k = &mut self.isl[l];
                 let end = if k.a == i { &mut k.a_end } else { &mut k.b_end };
-                end.send(priority(envelope.message.class()), bytes);
+                end.send(Priority::from(envelope.message.class()), bytes);
             }
             if let Some(l) = link {
                 self.schedule_isl_pump(l, self.now);

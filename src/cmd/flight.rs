@@ -1,0 +1,276 @@
+//! `odc flight`: the daemon of one flight node. Opens the node's store (recovering what it committed), loads the
+//! accelerator backend, computes its passes over the stations from the same scenario as the ground, and runs the
+//! flight core until SIGTERM or Ctrl-C, dialling the ground over QUIC in every pass. Prometheus metrics on request.
+
+use super::fleet::{TimeSettings, geometry, load_config};
+use anyhow::Context;
+use clap::Args;
+use odc_accel::Accelerator;
+use odc_flight::daemon::{DaemonConfig, FlightGauges, run as run_daemon};
+use odc_flight::sensors::SimulatedSensors;
+use odc_flight::store::FlightStore;
+use odc_link::pki::load_trust;
+use odc_link::{Credentials, Identity, Role};
+use odc_model::time::{Clock, Duration};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// The documented defaults (`odc flight --print-default-config`).
+pub const DEFAULT_CONFIG: &str = r#"# odc flight: the daemon of one flight node.
+
+# This node's id: one of the scenario's satellites.
+node = ""
+# The ground's QUIC link address and identity.
+ground = "127.0.0.1:7700"
+ground_id = "ground"
+# Certificates, made with `odc pki`: the CA's ca.pem and this node's node-<node>.pem/.key.
+pki_dir = "pki"
+# The node's store: one crash-safe file, created on first start.
+store = "node.db"
+# Address of the Prometheus endpoint (GET /metrics); empty: none.
+metrics_listen = ""
+# Accelerator backend: "cpu" (real inference of the tile classifier) or "modeled" (timing and energy only).
+backend = "cpu"
+# The constellation: a planner scenario file (`odc plan` format); empty for the embedded demo constellation.
+# Must be the ground's.
+scenario = ""
+# Hours of passes and eclipses computed at start.
+horizon_hours = 24.0
+# Simulated seconds between sensor readings.
+sense_seconds = 60.0
+# The clock, as the ground's (see `odc ground --print-default-config`).
+time_start = ""
+time_anchor_unix_ms = 0
+time_speed = 1.0
+"#;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlightFile {
+    node: String,
+    ground: String,
+    ground_id: String,
+    pki_dir: PathBuf,
+    store: PathBuf,
+    metrics_listen: String,
+    backend: String,
+    scenario: String,
+    horizon_hours: f64,
+    sense_seconds: f64,
+    time_start: String,
+    time_anchor_unix_ms: i64,
+    time_speed: f64,
+}
+
+/// Arguments of `odc flight`.
+#[derive(Args)]
+pub struct FlightArgs {
+    /// Configuration file (TOML); the documented defaults without it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the default configuration and exit.
+    #[arg(long)]
+    print_default_config: bool,
+    /// Log format on stderr: text or json (one object per line). Levels from `RUST_LOG` (default info).
+    #[arg(long, default_value = "text")]
+    log_format: String,
+}
+
+/// Runs `odc flight`.
+pub fn run(args: FlightArgs) -> anyhow::Result<()> {
+    if args.print_default_config {
+        print!("{DEFAULT_CONFIG}");
+        return Ok(());
+    }
+    let (file, base): (FlightFile, PathBuf) = load_config(DEFAULT_CONFIG, args.config.as_deref())?;
+    anyhow::ensure!(
+        !file.node.is_empty(),
+        "say which node this is: node = \"<id>\""
+    );
+    anyhow::ensure!(
+        file.sense_seconds > 0.0 && file.horizon_hours > 0.0,
+        "sense_seconds and horizon_hours must be positive"
+    );
+    super::ground::init_logs(&args.log_format)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(file, base))
+}
+
+async fn serve(file: FlightFile, base: PathBuf) -> anyhow::Result<()> {
+    let time = TimeSettings {
+        start: file.time_start.clone(),
+        anchor_unix_ms: file.time_anchor_unix_ms,
+        speed: file.time_speed,
+    };
+    let clock = time.clock()?;
+    let now = clock.now();
+    let snapshot = geometry(
+        &file.scenario,
+        &base,
+        now,
+        file.horizon_hours,
+        std::slice::from_ref(&file.node),
+    )?;
+    let node = snapshot
+        .nodes
+        .iter()
+        .find(|n| n.spec.id.as_str() == file.node)
+        .with_context(|| {
+            format!(
+                "node {:?} is not in the scenario (it has {})",
+                file.node,
+                snapshot
+                    .nodes
+                    .iter()
+                    .map(|n| n.spec.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+    let passes: Vec<_> = snapshot
+        .contacts
+        .iter()
+        .filter(|c| c.node == node.spec.id)
+        .map(|c| (c.start, c.end))
+        .collect();
+    let pki = base.join(&file.pki_dir);
+    let me = Identity::new(Role::Node, &file.node)?;
+    let credentials = Credentials::load(&pki, me).with_context(|| {
+        format!(
+            "no credentials for node {} in {} (make them with `odc pki issue --node {}`)",
+            file.node,
+            pki.display(),
+            file.node
+        )
+    })?;
+    let ca = load_trust(&pki.join("ca.pem"))?;
+    let ground_addr = file
+        .ground
+        .parse()
+        .with_context(|| format!("ground {:?} is not an address", file.ground))?;
+    let ground_id = Identity::new(Role::Ground, &file.ground_id)?;
+    let store_path = base.join(&file.store);
+    let store = FlightStore::open(&store_path)
+        .with_context(|| format!("cannot open the node's store {}", store_path.display()))?;
+    let mut backend: Box<dyn Accelerator> = match file.backend.as_str() {
+        "cpu" => Box::new(odc_accel::cpu::CandleBackend::cpu(
+            node.spec.accelerator.idle_power_w,
+            node.spec.accelerator.busy_power_w,
+        )),
+        "modeled" => Box::new(odc_accel::modeled::ModeledBackend::new(
+            node.spec.accelerator.clone(),
+        )),
+        other => anyhow::bail!("backend {other:?}: use cpu or modeled"),
+    };
+    backend
+        .load(&odc_accel::ModelArtifact::tile_classifier())
+        .map_err(|e| anyhow::anyhow!("the accelerator cannot load the tile classifier: {e}"))?;
+    let sensors = SimulatedSensors::new(
+        &node.spec,
+        node.altitude_km,
+        node.illumination.clone(),
+        now,
+        node.state_of_charge,
+        node.temp_c,
+    );
+    let gauges = Arc::new(Mutex::new(FlightGauges::default()));
+    if !file.metrics_listen.is_empty() {
+        let listener = tokio::net::TcpListener::bind(&file.metrics_listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", file.metrics_listen))?;
+        tokio::spawn(serve_metrics(listener, gauges.clone(), file.node.clone()));
+    }
+    say(&format!(
+        "odc flight {} up: {} passes in the next {} h, store {}",
+        file.node,
+        passes.len(),
+        file.horizon_hours,
+        store_path.display()
+    ));
+    let config = DaemonConfig {
+        spec: node.spec.clone(),
+        passes,
+        ground: (ground_addr, ground_id),
+        credentials,
+        ca,
+        store,
+        clock,
+        sensors: Box::new(sensors),
+        backend,
+        input_shape: vec![
+            odc_accel::tiles::BANDS,
+            odc_accel::tiles::SIDE,
+            odc_accel::tiles::SIDE,
+        ],
+        sense_every: Duration::from_secs_f64(file.sense_seconds),
+    };
+    run_daemon(config, gauges, super::ground::shutdown()).await?;
+    say(&format!(
+        "odc flight {} stopped; the store is closed",
+        file.node
+    ));
+    Ok(())
+}
+
+/// Answers every request on the metrics address with the node's gauges (Prometheus text).
+async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    gauges: Arc<Mutex<FlightGauges>>,
+    node: String,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let body = gauges.lock().map(|g| g.render(&node)).unwrap_or_default();
+        tokio::spawn(async move {
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request).await;
+            let ok = request.starts_with(b"GET /metrics");
+            let (status, body) = if ok {
+                ("200 OK", body)
+            } else {
+                (
+                    "404 Not Found",
+                    "only GET /metrics is served here\n".to_string(),
+                )
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(body.as_bytes()).await;
+        });
+    }
+}
+
+fn say(line: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_configuration_parses_and_unknown_settings_are_named() {
+        let (file, _): (FlightFile, PathBuf) = load_config(DEFAULT_CONFIG, None).expect("defaults");
+        assert_eq!(file.backend, "cpu");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("n.toml");
+        std::fs::write(&path, "node = \"sat-1\"\nbakend = 1\n").expect("write");
+        let err = load_config::<FlightFile>(DEFAULT_CONFIG, Some(std::path::Path::new(&path)))
+            .expect_err("unknown key");
+        assert!(err.to_string().contains("bakend"), "{err}");
+    }
+}

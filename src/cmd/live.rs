@@ -1,0 +1,458 @@
+//! `odc demo --live`: a local constellation of real processes. A ground service and several flight daemons start
+//! on loopback with one accelerated clock; each daemon dials the ground over QUIC (mutual TLS under a fresh
+//! constellation CA) only during its computed passes. A tenant is created, submits satellite tiles through the
+//! HTTP API and downloads the results, which are checked against the tiles' true classes. On request one daemon is
+//! killed with SIGKILL at random moments and restarted each time; the run then also checks that no job was lost
+//! or delivered twice.
+
+use super::client::Connection;
+use super::fleet::geometry;
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use clap::Args;
+use odc_accel::tiles::{Class, tile_bytes};
+use odc_link::{Authority, Identity, Role};
+use odc_model::id::SplitMix64;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Options of the live demo (`odc demo --live`).
+#[derive(Args, Debug, Clone)]
+pub struct LiveArgs {
+    /// Run the live constellation instead of the twin.
+    #[arg(long)]
+    pub live: bool,
+    /// Flight daemons to start.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Jobs the tenant submits.
+    #[arg(long, default_value_t = 24)]
+    pub jobs: usize,
+    /// Simulated seconds per wall second.
+    #[arg(long, default_value_t = 600.0)]
+    pub speed: f64,
+    /// Times the first daemon is killed with SIGKILL (at random moments) and restarted.
+    #[arg(long, default_value_t = 0)]
+    pub kills: usize,
+    /// Longest wall time between two kills, milliseconds (each is drawn up to this).
+    #[arg(long, default_value_t = 1500)]
+    pub kill_every_ms: u64,
+    /// Give up after this many wall seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_s: u64,
+    /// Working directory (kept); a fresh temporary one, removed at the end, without it.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print the outcome as JSON on the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
+struct Proc {
+    child: Child,
+    name: String,
+}
+
+impl Proc {
+    fn spawn(exe: &Path, dir: &Path, name: &str, args: &[&str]) -> anyhow::Result<Proc> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("{name}.log")))
+            .with_context(|| format!("cannot open {name}.log"))?;
+        let child = Command::new(exe)
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
+        Ok(Proc {
+            child,
+            name: name.to_string(),
+        })
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill9();
+    }
+
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.exited().is_none() {
+            self.terminate();
+        }
+    }
+}
+
+/// What a live run found.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct LiveOutcome {
+    /// Jobs accepted by the ground.
+    pub submitted: usize,
+    /// Jobs delivered, with a result downloaded.
+    pub delivered: usize,
+    /// Results whose class matches the tile's.
+    pub correct: usize,
+    /// Jobs the ground lists for the tenant (more than submitted would mean a job was made twice).
+    pub listed: usize,
+    /// Jobs in a final state other than delivered (expired, failed, cancelled).
+    pub lost: usize,
+    /// Kill-and-restart cycles of the first daemon.
+    pub kills: usize,
+    /// Wall seconds of the run.
+    pub wall_s: f64,
+    /// Simulated hours of the run.
+    pub simulated_h: f64,
+    /// Node contacts the ground opened.
+    pub contacts: u64,
+}
+
+/// Runs the live demo.
+pub fn run(args: &LiveArgs) -> anyhow::Result<()> {
+    anyhow::ensure!((1..=24).contains(&args.nodes), "--nodes must be 1 to 24");
+    anyhow::ensure!((1..=1000).contains(&args.jobs), "--jobs must be 1 to 1000");
+    let temp;
+    let dir = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+            d.clone()
+        }
+        None => {
+            temp = tempdir()?;
+            temp.0.clone()
+        }
+    };
+    let outcome = live(args, &dir)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&outcome)?);
+    }
+    let whole = outcome.delivered == outcome.submitted
+        && outcome.correct == outcome.submitted
+        && outcome.listed == outcome.submitted
+        && outcome.lost == 0;
+    if !whole {
+        bail!(
+            "not every job came back once and right: {} submitted, {} delivered, {} correct, {} listed, {} lost (logs in {})",
+            outcome.submitted,
+            outcome.delivered,
+            outcome.correct,
+            outcome.listed,
+            outcome.lost,
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// A temporary directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir() -> anyhow::Result<TempDir> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let dir = std::env::temp_dir().join(format!("odc-live-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(TempDir(dir))
+}
+
+/// A free loopback port (TCP or UDP, as asked).
+fn free_port(udp: bool) -> anyhow::Result<u16> {
+    Ok(if udp {
+        std::net::UdpSocket::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port()
+    } else {
+        std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port()
+    })
+}
+
+fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
+    let begun = Instant::now();
+    let exe = std::env::current_exe().context("cannot find the odc executable")?;
+    // One clock for every process: the simulated start at a wall-clock anchor two seconds ahead.
+    let start: odc_model::time::Instant = "2026-06-20T00:00:00Z"
+        .parse()
+        .map_err(|e| anyhow::anyhow!("start: {e}"))?;
+    let anchor = chrono::Utc::now().timestamp_millis() + 2_000;
+    let clock = odc_model::time::ScaledClock {
+        start,
+        anchor_unix_ms: anchor,
+        speed: args.speed,
+    };
+    // The nodes with the most passes in the first twelve hours: jobs come back soonest through them.
+    let fleet = geometry("", dir, start, 12.0, &[])?;
+    let mut by_passes: Vec<(usize, String)> = fleet
+        .nodes
+        .iter()
+        .map(|n| {
+            let id = n.spec.id.as_str().to_string();
+            let passes = fleet
+                .contacts
+                .iter()
+                .filter(|c| c.node.as_str() == id)
+                .count();
+            (passes, id)
+        })
+        .collect();
+    by_passes.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let nodes: Vec<String> = by_passes
+        .into_iter()
+        .take(args.nodes)
+        .map(|(_, id)| id)
+        .collect();
+    // A fresh constellation CA and credentials for the ground and each node.
+    let pki = dir.join("pki");
+    let from = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let to = time::OffsetDateTime::now_utc() + time::Duration::days(2);
+    if !pki.join("ca.pem").exists() {
+        let ca = Authority::generate("odc-live", from, to)?;
+        ca.save(&pki)?;
+        ca.issue(&Identity::new(Role::Ground, "ground")?, from, to)?
+            .save(&pki)?;
+        for n in &nodes {
+            ca.issue(&Identity::new(Role::Node, n)?, from, to)?
+                .save(&pki)?;
+        }
+    }
+    let http = free_port(false)?;
+    let quic = free_port(true)?;
+    let time_keys = format!(
+        "time_start = \"{start}\"\ntime_anchor_unix_ms = {anchor}\ntime_speed = {}\nhorizon_hours = 48.0\n",
+        args.speed
+    );
+    let node_list = nodes
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    std::fs::write(
+        dir.join("ground.toml"),
+        format!(
+            "listen = \"127.0.0.1:{http}\"\nlink_listen = \"127.0.0.1:{quic}\"\nnodes = [{node_list}]\nreplan_minutes = 5.0\n{time_keys}"
+        ),
+    )?;
+    for n in &nodes {
+        std::fs::write(
+            dir.join(format!("{n}.toml")),
+            format!(
+                "node = \"{n}\"\nground = \"127.0.0.1:{quic}\"\nstore = \"{n}.db\"\n{time_keys}"
+            ),
+        )?;
+    }
+    let mut ground = Proc::spawn(&exe, dir, "ground", &["ground", "--config", "ground.toml"])?;
+    let mut daemons = Vec::new();
+    for n in &nodes {
+        let config = format!("{n}.toml");
+        daemons.push(Proc::spawn(&exe, dir, n, &["flight", "--config", &config])?);
+    }
+    let url = format!("http://127.0.0.1:{http}");
+    let token_file = dir.join("operator.token");
+    let ready = Instant::now() + Duration::from_secs(60);
+    let operator = loop {
+        if let Ok(t) = std::fs::read_to_string(&token_file)
+            && Connection::new(&url, t.trim())
+                .call("GET", "/v1/ops/tenants", None)
+                .is_ok_and(|r| r.status == 200)
+        {
+            break Connection::new(&url, t.trim());
+        }
+        if let Some(status) = ground.exited() {
+            bail!(
+                "the ground stopped ({status}); see {}",
+                dir.join("ground.log").display()
+            );
+        }
+        anyhow::ensure!(
+            Instant::now() < ready,
+            "the ground did not come up within a minute"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    println!(
+        "live constellation: ground on {url}, {} flight daemons ({}) linking over QUIC in their passes, {}x real time",
+        nodes.len(),
+        nodes.join(", "),
+        args.speed
+    );
+    let created = operator.json(
+        "POST",
+        "/v1/ops/tenants",
+        Some(
+            &serde_json::json!({
+                "name": "earth-watch",
+                "quota": {
+                    "accelerator_s": 36_000.0,
+                    "energy_wh": 5_000.0,
+                    "uplink_bytes": 10_000_000_000_u64,
+                    "downlink_bytes": 10_000_000_000_u64,
+                    "period": 86_400_000,
+                },
+                "share_weight": 1,
+            })
+            .to_string(),
+        ),
+    )?;
+    let token = created["token"]
+        .as_str()
+        .context("the ground's answer has no tenant token")?;
+    let tenant = Connection::new(&url, token);
+    // Tiles of known classes, each submitted once with a deadline a day ahead on the ground's clock.
+    let mut expected = Vec::new();
+    for k in 0..args.jobs {
+        let class = Class::ALL[k % Class::ALL.len()];
+        let input = tile_bytes(class, 1_000 + k as u64);
+        let body = serde_json::json!({
+            "model": odc_accel::model::TILE_CLASSIFIER,
+            "input": base64::engine::general_purpose::STANDARD.encode(&input),
+            "output_bound_bytes": 4096,
+            "within_s": 24.0 * 3600.0,
+            "priority": 5,
+            "idempotency_key": format!("tile-{k}"),
+        });
+        let job = tenant.json("POST", "/v1/jobs", Some(&body.to_string()))?;
+        let id = job["id"].as_str().context("no job id")?.to_string();
+        expected.push((id, class));
+    }
+    println!("tenant earth-watch submitted {} tiles", expected.len());
+    let mut outcome = LiveOutcome {
+        submitted: expected.len(),
+        ..LiveOutcome::default()
+    };
+    let mut rng = SplitMix64::new(anchor as u64);
+    let mut next_kill = Instant::now() + kill_gap(&mut rng, args.kill_every_ms);
+    let give_up = begun + Duration::from_secs(args.timeout_s);
+    let mut states = std::collections::BTreeMap::new();
+    let mut last_poll = Instant::now() - Duration::from_secs(1);
+    loop {
+        if outcome.kills < args.kills && Instant::now() >= next_kill {
+            let victim = &mut daemons[0];
+            victim.kill9();
+            outcome.kills += 1;
+            let config = format!("{}.toml", nodes[0]);
+            *victim = Proc::spawn(&exe, dir, &nodes[0], &["flight", "--config", &config])?;
+            next_kill = Instant::now() + kill_gap(&mut rng, args.kill_every_ms);
+        }
+        for d in daemons.iter_mut().skip(1) {
+            if let Some(status) = d.exited() {
+                bail!(
+                    "flight daemon {} stopped ({status}); see its log in {}",
+                    d.name,
+                    dir.display()
+                );
+            }
+        }
+        if let Some(status) = ground.exited() {
+            bail!(
+                "the ground stopped ({status}); see {}",
+                dir.join("ground.log").display()
+            );
+        }
+        if last_poll.elapsed() >= Duration::from_millis(500) {
+            last_poll = Instant::now();
+            let list = tenant.json("GET", "/v1/jobs?limit=1000", None)?;
+            states.clear();
+            for j in list["jobs"].as_array().into_iter().flatten() {
+                if let (Some(id), Some(state)) = (j["id"].as_str(), j["state"].as_str()) {
+                    states.insert(id.to_string(), state.to_string());
+                }
+            }
+            let finished = states
+                .values()
+                .filter(|s| matches!(s.as_str(), "delivered" | "expired" | "failed" | "cancelled"))
+                .count();
+            if finished >= expected.len() && outcome.kills >= args.kills {
+                break;
+            }
+        }
+        if Instant::now() >= give_up {
+            println!("gave up after {} s", args.timeout_s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    outcome.listed = states.len();
+    for (id, class) in &expected {
+        match states.get(id).map(String::as_str) {
+            Some("delivered") => {
+                let reply = tenant.call("GET", &format!("/v1/jobs/{id}/result"), None)?;
+                if reply.status == 200 {
+                    outcome.delivered += 1;
+                    let values = odc_accel::f32s(&reply.body);
+                    let label = values
+                        .iter()
+                        .enumerate()
+                        .max_by(|a, b| a.1.total_cmp(b.1))
+                        .map(|(i, _)| i);
+                    if label == Some(*class as usize) {
+                        outcome.correct += 1;
+                    }
+                }
+            }
+            Some("expired" | "failed" | "cancelled") => outcome.lost += 1,
+            _ => {}
+        }
+    }
+    let metrics = operator.call("GET", "/metrics", None)?;
+    let text = String::from_utf8_lossy(&metrics.body);
+    outcome.contacts = text
+        .lines()
+        .find_map(|l| l.strip_prefix("odc_ground_contacts_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    outcome.wall_s = begun.elapsed().as_secs_f64();
+    outcome.simulated_h = (odc_model::time::Clock::now(&clock) - start).as_secs_f64() / 3600.0;
+    for d in &mut daemons {
+        d.terminate();
+    }
+    ground.terminate();
+    println!(
+        "{} of {} jobs delivered, {} classified correctly, {} lost; {} listed; {} node contacts; {} kill -9 restarts; {:.1} simulated hours in {:.1} s",
+        outcome.delivered,
+        outcome.submitted,
+        outcome.correct,
+        outcome.lost,
+        outcome.listed,
+        outcome.contacts,
+        outcome.kills,
+        outcome.simulated_h,
+        outcome.wall_s
+    );
+    Ok(outcome)
+}
+
+fn kill_gap(rng: &mut SplitMix64, most_ms: u64) -> Duration {
+    Duration::from_millis(50 + rng.next_u64() % most_ms.max(1))
+}

@@ -1,7 +1,7 @@
 //! The live constellation end to end: `odc demo --live` starts a ground service and flight daemons as real
 //! processes, linked over QUIC with mutual TLS on loopback in accelerated time; a tenant submits tiles over HTTP and
 //! downloads the results, which must all come back once and classified right while a daemon is killed with SIGKILL
-//! and restarted.
+//! and restarted, and while the ground itself is killed and restarted.
 //!
 //! The crash test kills one daemon 100 times at random moments (`ODC_LIVE_KILLS=1000 cargo test --test live` for a
 //! longer run).
@@ -61,5 +61,26 @@ fn a_daemon_killed_a_hundred_times_loses_and_duplicates_nothing() {
     assert_eq!(count(&v, "delivered"), 40, "{v}");
     assert_eq!(count(&v, "correct"), 40, "{v}");
     assert_eq!(count(&v, "listed"), 40, "{v}");
+    assert_eq!(count(&v, "lost"), 0, "{v}");
+}
+
+#[test]
+fn the_ground_killed_and_restarted_while_nodes_link_loses_nothing() {
+    // Both ends lose their sessions: each side sees the other's new session number and starts afresh, and the
+    // cores re-send what was not acknowledged (results stored before the nodes hear of them).
+    let v = live(&[
+        "--nodes",
+        "3",
+        "--jobs",
+        "48",
+        "--ground-kills",
+        "3",
+        "--kills",
+        "3",
+    ]);
+    assert_eq!(count(&v, "ground_kills"), 3, "{v}");
+    assert_eq!(count(&v, "delivered"), 48, "{v}");
+    assert_eq!(count(&v, "correct"), 48, "{v}");
+    assert_eq!(count(&v, "listed"), 48, "{v}");
     assert_eq!(count(&v, "lost"), 0, "{v}");
 }

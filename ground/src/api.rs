@@ -336,12 +336,16 @@ impl<S: Store> Ground<S> {
     }
 
     /// The caller's job, or the same not-found for a missing job and another tenant's.
-    fn own_job(&self, tenant: TenantId, id: &str) -> Result<Job, ApiError> {
+    /// A tenant's job: from the core while it is open, else from the store (a closed job leaves the core at a
+    /// restart). Another tenant's job is answered exactly as a missing one.
+    async fn own_job(&self, tenant: TenantId, id: &str) -> Result<Job, ApiError> {
         let id = JobId::from_str(id).map_err(|_| ApiError::no_such_job())?;
-        self.core()?
-            .job(id)
-            .filter(|j| j.spec.tenant == tenant)
-            .cloned()
+        let held = self.core()?.job(id).cloned();
+        let job = match held {
+            Some(job) => Some(job),
+            None => self.store.job(id).await.map_err(ApiError::store)?,
+        };
+        job.filter(|j| j.spec.tenant == tenant)
             .ok_or_else(ApiError::no_such_job)
     }
 
@@ -866,14 +870,22 @@ async fn list<S: Store>(
 ) -> Result<Json<JobList>, ApiError> {
     let tenant = g.tenant_caller(&headers)?;
     let limit = q.limit.unwrap_or(100).min(1000);
-    let core = g.core()?;
-    let mut jobs: Vec<JobView> = core
-        .jobs()
-        .filter(|j| j.spec.tenant == tenant)
-        .map(JobView::of)
-        .collect();
+    // The store has every job (closed ones too); the core has the current state of the open ones.
+    let stored = g
+        .store
+        .jobs_of(tenant, limit as u32)
+        .await
+        .map_err(ApiError::store)?;
+    let mut by_id: std::collections::BTreeMap<JobId, JobView> =
+        stored.iter().map(|j| (j.id, JobView::of(j))).collect();
+    {
+        let core = g.core()?;
+        for j in core.jobs().filter(|j| j.spec.tenant == tenant) {
+            by_id.insert(j.id, JobView::of(j));
+        }
+    }
     // Ids sort by creation time: newest first.
-    jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
+    let mut jobs: Vec<JobView> = by_id.into_values().rev().collect();
     jobs.truncate(limit);
     Ok(Json(JobList { jobs }))
 }
@@ -885,7 +897,7 @@ async fn status<S: Store>(
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
     let tenant = g.tenant_caller(&headers)?;
-    Ok(Json(JobView::of(&g.own_job(tenant, &id)?)))
+    Ok(Json(JobView::of(&g.own_job(tenant, &id).await?)))
 }
 
 #[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "tenant", params(("id" = String, Path, description = "Job id")), security(("bearer" = [])), responses((status = 200, body = JobView), (status = 404, body = ApiError), (status = 409, description = "Already run", body = ApiError), (status = 401, description = "No or bad token", body = ApiError), (status = 403, description = "Not a tenant token", body = ApiError), (status = 503, body = ApiError)))]
@@ -895,8 +907,20 @@ async fn cancel<S: Store>(
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
     let tenant = g.tenant_caller(&headers)?;
-    let job = g.own_job(tenant, &id)?;
+    let job = g.own_job(tenant, &id).await?;
     let now = g.clock.now();
+    if job.state.is_terminal() && g.core()?.job(job.id).is_none() {
+        // Closed before the service last started: cancelling again is answered as before, anything else refused.
+        return if job.state == JobState::Cancelled {
+            Ok(Json(JobView::of(&job)))
+        } else {
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("the job is {} and cannot be cancelled", job.state.name()),
+            ))
+        };
+    }
     let cancelled = {
         let mut core = g.core()?;
         core.cancel(tenant, job.id, now)
@@ -929,7 +953,7 @@ async fn result<S: Store>(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let tenant = g.tenant_caller(&headers)?;
-    let job = g.own_job(tenant, &id)?;
+    let job = g.own_job(tenant, &id).await?;
     if job.state != JobState::Delivered {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -946,10 +970,11 @@ async fn result<S: Store>(
         .await
         .map_err(ApiError::store)?
         .ok_or_else(|| {
+            // The core delivered it a moment ago and the writer has not committed the result yet.
             ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the job is delivered but its result is missing from the store",
+                StatusCode::CONFLICT,
+                "not_ready",
+                "the result is being stored; retry in a moment",
             )
         })?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())

@@ -420,6 +420,46 @@ async fn cancelling_twice_succeeds_and_the_cancellation_is_durable() {
             .expect("open")
             .is_empty()
     );
+    // After a restart the closed job is no longer in the core: it is served from the store, to its owner only.
+    let (_, _, core) = core();
+    let store = SqliteStore::open(&api._dir.path().join("ground.db"))
+        .await
+        .expect("reopen");
+    let clock = Arc::new(SimClock::new(t0()));
+    let ground = Ground::start(core, store, clock, &[token_hash("token-op")])
+        .await
+        .expect("restart");
+    let again = Api {
+        app: router(ground.clone(), DEFAULT_MAX_BODY_BYTES),
+        ground,
+        _dir: tempfile::tempdir().expect("tempdir"),
+    };
+    let status_path = format!("/v1/jobs/{}", job.id);
+    let (status, body) = call(&again, "GET", &status_path, Some("token-a"), None).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let view: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(view["state"], "cancelled");
+    let (status, body) = call(&again, "GET", "/v1/jobs", Some("token-a"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let list: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(list["jobs"].as_array().map(Vec::len), Some(1), "{list}");
+    let (status, _) = call(&again, "POST", &path, Some("token-a"), None).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "cancelling a closed job again is answered as before"
+    );
+    let (other, other_body) = call(&again, "GET", &status_path, Some("token-b"), None).await;
+    let missing = format!(
+        "/v1/jobs/{}",
+        odc_model::id::IdGenerator::seeded(99).job(t0())
+    );
+    let (none, none_body) = call(&again, "GET", &missing, Some("token-b"), None).await;
+    assert_eq!((other, other_body), (none, none_body));
+    let (status, body) = call(&again, "GET", "/v1/jobs", Some("token-b"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let list: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(list["jobs"].as_array().map(Vec::len), Some(0), "{list}");
 }
 
 #[tokio::test]

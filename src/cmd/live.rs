@@ -35,6 +35,9 @@ pub struct LiveArgs {
     /// Times the first daemon is killed with SIGKILL (at random moments) and restarted.
     #[arg(long, default_value_t = 0)]
     pub kills: usize,
+    /// Times the ground service is killed with SIGKILL (at random moments) and restarted.
+    #[arg(long, default_value_t = 0)]
+    pub ground_kills: usize,
     /// Longest wall time between two kills, milliseconds (each is drawn up to this).
     #[arg(long, default_value_t = 1500)]
     pub kill_every_ms: u64,
@@ -123,6 +126,8 @@ pub struct LiveOutcome {
     pub lost: usize,
     /// Kill-and-restart cycles of the first daemon.
     pub kills: usize,
+    /// Kill-and-restart cycles of the ground.
+    pub ground_kills: usize,
     /// Wall seconds of the run.
     pub wall_s: f64,
     /// Simulated hours of the run.
@@ -353,6 +358,7 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
     };
     let mut rng = SplitMix64::new(anchor as u64);
     let mut next_kill = Instant::now() + kill_gap(&mut rng, args.kill_every_ms);
+    let mut next_ground_kill = Instant::now() + kill_gap(&mut rng, 4 * args.kill_every_ms);
     let give_up = begun + Duration::from_secs(args.timeout_s);
     let mut states = std::collections::BTreeMap::new();
     let mut last_poll = Instant::now() - Duration::from_secs(1);
@@ -364,6 +370,13 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
             let config = format!("{}.toml", nodes[0]);
             *victim = Proc::spawn(&exe, dir, &nodes[0], &["flight", "--config", &config])?;
             next_kill = Instant::now() + kill_gap(&mut rng, args.kill_every_ms);
+        }
+        if outcome.ground_kills < args.ground_kills && Instant::now() >= next_ground_kill {
+            ground.kill9();
+            outcome.ground_kills += 1;
+            ground = Proc::spawn(&exe, dir, "ground", &["ground", "--config", "ground.toml"])?;
+            wait_ready(&operator, &mut ground, dir)?;
+            next_ground_kill = Instant::now() + kill_gap(&mut rng, 4 * args.kill_every_ms);
         }
         for d in daemons.iter_mut().skip(1) {
             if let Some(status) = d.exited() {
@@ -393,12 +406,22 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
                 .values()
                 .filter(|s| matches!(s.as_str(), "delivered" | "expired" | "failed" | "cancelled"))
                 .count();
-            if finished >= expected.len() && outcome.kills >= args.kills {
+            if finished >= expected.len()
+                && outcome.kills >= args.kills
+                && outcome.ground_kills >= args.ground_kills
+            {
                 break;
             }
         }
         if Instant::now() >= give_up {
-            println!("gave up after {} s", args.timeout_s);
+            let mut by_state = std::collections::BTreeMap::new();
+            for s in states.values() {
+                *by_state.entry(s.as_str()).or_insert(0) += 1;
+            }
+            println!(
+                "gave up after {} s; jobs by state: {by_state:?}",
+                args.timeout_s
+            );
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -439,7 +462,7 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
     }
     ground.terminate();
     println!(
-        "{} of {} jobs delivered, {} classified correctly, {} lost; {} listed; {} node contacts; {} kill -9 restarts; {:.1} simulated hours in {:.1} s",
+        "{} of {} jobs delivered, {} classified correctly, {} lost; {} listed; {} node contacts; {} kill -9 restarts of a daemon, {} of the ground; {:.1} simulated hours in {:.1} s",
         outcome.delivered,
         outcome.submitted,
         outcome.correct,
@@ -447,10 +470,35 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
         outcome.listed,
         outcome.contacts,
         outcome.kills,
+        outcome.ground_kills,
         outcome.simulated_h,
         outcome.wall_s
     );
     Ok(outcome)
+}
+
+/// Waits until a restarted ground answers again.
+fn wait_ready(operator: &Connection, ground: &mut Proc, dir: &Path) -> anyhow::Result<()> {
+    let ready = Instant::now() + Duration::from_secs(60);
+    loop {
+        if operator
+            .call("GET", "/v1/ops/tenants", None)
+            .is_ok_and(|r| r.status == 200)
+        {
+            return Ok(());
+        }
+        if let Some(status) = ground.exited() {
+            bail!(
+                "the ground stopped ({status}); see {}",
+                dir.join("ground.log").display()
+            );
+        }
+        anyhow::ensure!(
+            Instant::now() < ready,
+            "the ground did not come back within a minute"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn kill_gap(rng: &mut SplitMix64, most_ms: u64) -> Duration {

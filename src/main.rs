@@ -41,7 +41,7 @@ enum Command {
     Plan(cmd::plan::PlanArgs),
     /// A tenant's client of the ground API: submit, list, status, cancel, result, usage.
     Tenant(cmd::client::TenantArgs),
-    /// An operator's client of the ground API: tenants.
+    /// An operator's client of the ground API: tenants, nodes, stations, alarms, audit log, plan.
     Ops(cmd::client::OpsArgs),
     /// The control-plane service: tenant and operator APIs over HTTP, on a durable store.
     Ground(cmd::ground::GroundArgs),

@@ -586,6 +586,44 @@ fn the_ground_service_keeps_accepted_jobs_across_a_restart_and_clients_see_only_
     assert_eq!(v["state"], "cancelled");
     let out = client(&dir, &url, &tokens[0], &["tenant", "usage"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // Operators see the fleet and its stations; a station taken down is an alarm.
+    let out = client(&dir, &url, operator, &["ops", "nodes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let nodes: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        nodes.as_array().map(Vec::len),
+        Some(24),
+        "the demo constellation"
+    );
+    let out = client(&dir, &url, operator, &["ops", "stations"]);
+    let stations: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let station = stations[0]["id"].as_str().expect("a station").to_string();
+    let out = client(
+        &dir,
+        &url,
+        operator,
+        &[
+            "ops",
+            "station-status",
+            "--station",
+            &station,
+            "--status",
+            "down",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = client(&dir, &url, operator, &["ops", "alarms"]);
+    let alarms: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        alarms
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|a| a["code"] == "station_down" && a["subject"] == station.as_str()),
+        "{alarms}"
+    );
+    let out = client(&dir, &url, &tokens[0], &["ops", "nodes"]);
+    assert!(stderr(&out).contains("forbidden"), "{}", stderr(&out));
     stop(&mut ground);
     let printed = Command::new(env!("CARGO_BIN_EXE_odc"))
         .args(["ground", "--print-default-config"])

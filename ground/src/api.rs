@@ -6,7 +6,7 @@
 //! durable: submissions queue for a writer task that commits them in batches (group commit), one transaction for
 //! many requests, and each request waits for its batch.
 
-use crate::core::{GroundCore, SubmitError};
+use crate::core::{Alarm, GroundCore, NodeStatus, Severity, SubmitError};
 use crate::dispatch::{Links, NodeSide};
 use crate::metrics::{ApiMetrics, gauge};
 use crate::store::{AuditEntry, JobWrite, Store, StoreError, TenantRecord};
@@ -250,7 +250,12 @@ impl<S: Store> Ground<S> {
         tokio::spawn(commit_loop(store.clone(), rx, metrics.clone()));
         let links = Arc::new(Links::default());
         let (outbound, out_rx) = mpsc::unbounded_channel();
-        tokio::spawn(outbound_loop(store.clone(), links.clone(), out_rx));
+        tokio::spawn(outbound_loop(
+            store.clone(),
+            links.clone(),
+            metrics.clone(),
+            out_rx,
+        ));
         Ok(Arc::new(Ground {
             core: Mutex::new(core),
             store,
@@ -653,11 +658,122 @@ async fn plan<S: Store>(
     Ok(([(header::CONTENT_TYPE, "application/json")], text).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/ops/nodes", tag = "operator", security(("bearer" = [])), responses((status = 200, description = "Every node: contact, incarnation, last telemetry (charge, temperatures, queue), open jobs, next pass, passes missed", body = Object), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+async fn nodes<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<NodeStatus>>, ApiError> {
+    g.operator_caller(&headers)?;
+    let now = g.clock.now();
+    Ok(Json(g.core()?.node_status(now)))
+}
+
+#[utoipa::path(get, path = "/v1/ops/alarms", tag = "operator", security(("bearer" = [])), responses((status = 200, description = "Conditions needing attention: battery_low, overheating, node_silent, station_down, jobs_expired, store_failing", body = Object), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+async fn alarms<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<Alarm>>, ApiError> {
+    g.operator_caller(&headers)?;
+    let now = g.clock.now();
+    let mut out = g.core()?.alarms(now);
+    if g.metrics.store_retrying.load(Ordering::Relaxed) {
+        out.push(Alarm {
+            severity: Severity::Critical,
+            code: "store_failing".into(),
+            subject: "store".into(),
+            message:
+                "delivered results cannot be stored; nodes are not told they arrived until they are"
+                    .into(),
+        });
+    }
+    out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.code.cmp(&b.code)));
+    Ok(Json(out))
+}
+
+/// A station as operators see it.
+#[derive(Debug, Clone, Serialize)]
+struct StationView {
+    #[serde(flatten)]
+    spec: odc_model::spec::StationSpec,
+    up: bool,
+}
+
+#[utoipa::path(get, path = "/v1/ops/stations", tag = "operator", security(("bearer" = [])), responses((status = 200, description = "Every station with its position, rates and whether it is up", body = Object), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+async fn stations<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    g.operator_caller(&headers)?;
+    let views: Vec<StationView> = g
+        .core()?
+        .stations()
+        .map(|(spec, up)| StationView {
+            spec: spec.clone(),
+            up,
+        })
+        .collect();
+    Ok(Json(views).into_response())
+}
+
+/// A change of a station's status.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StationStatus {
+    /// Whether the station can be used.
+    pub up: bool,
+}
+
+#[utoipa::path(post, path = "/v1/ops/stations/{id}/status", tag = "operator", params(("id" = String, Path, description = "Station id")), request_body = StationStatus, security(("bearer" = [])), responses((status = 200, description = "The station as it is now", body = Object), (status = 404, body = ApiError), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+async fn station_status<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    g.operator_caller(&headers)?;
+    let change: StationStatus = serde_json::from_slice(&body)
+        .map_err(|e| bad_request(format!("the body is not a station status: {e}")))?;
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such station");
+    let station = odc_model::id::StationId::new(&id).map_err(|_| not_found())?;
+    let now = g.clock.now();
+    let view = {
+        let mut core = g.core()?;
+        let spec = core
+            .stations()
+            .find(|(s, _)| s.id == station)
+            .map(|(s, _)| s.clone())
+            .ok_or_else(not_found)?;
+        core.station_status(&station, change.up, now);
+        StationView {
+            spec,
+            up: change.up,
+        }
+    };
+    g.store
+        .put_jobs(
+            &[],
+            &[AuditEntry {
+                at: now,
+                who: "operator".into(),
+                action: if change.up {
+                    "station.up"
+                } else {
+                    "station.down"
+                }
+                .into(),
+                target: station.to_string(),
+            }],
+        )
+        .await
+        .map_err(ApiError::store)?;
+    Ok(Json(view).into_response())
+}
+
 /// The OpenAPI document of the tenant and operator APIs.
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "odc ground", description = "Tenant and operator APIs of the odc control plane."),
-    paths(submit, list, status, cancel, result, usage, create_tenant, list_tenants, audit, plan),
+    paths(submit, list, status, cancel, result, usage, create_tenant, list_tenants, audit, plan, nodes, alarms, stations, station_status),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -695,6 +811,10 @@ pub fn router<S: Store>(ground: Arc<Ground<S>>, max_body_bytes: usize) -> Router
         )
         .route("/v1/ops/audit", get(audit::<S>))
         .route("/v1/ops/plan", get(plan::<S>))
+        .route("/v1/ops/nodes", get(nodes::<S>))
+        .route("/v1/ops/alarms", get(alarms::<S>))
+        .route("/v1/ops/stations", get(stations::<S>))
+        .route("/v1/ops/stations/{id}/status", post(station_status::<S>))
         .route("/v1/jobs", post(submit::<S>).get(list::<S>))
         .route("/v1/jobs/{id}", get(status::<S>))
         .route("/v1/jobs/{id}/cancel", post(cancel::<S>))
@@ -759,16 +879,20 @@ impl<S: Store> NodeSide for Ground<S> {
 async fn outbound_loop<S: Store>(
     store: Arc<S>,
     links: Arc<Links>,
+    metrics: Arc<ApiMetrics>,
     mut rx: mpsc::UnboundedReceiver<Outbound>,
 ) {
     while let Some(out) = rx.recv().await {
         for (job, result, usage) in &out.deliveries {
             let mut pause = std::time::Duration::from_millis(50);
             while let Err(e) = store.put_delivery(job, result, usage).await {
+                metrics.store_retrying.store(true, Ordering::Relaxed);
+                metrics.store_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(job = %job.id, error = %e, "a delivered result could not be stored; retrying");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(std::time::Duration::from_secs(5));
             }
+            metrics.store_retrying.store(false, Ordering::Relaxed);
         }
         for (node, envelope) in &out.messages {
             links.send(node, envelope);

@@ -120,6 +120,52 @@ struct LinkState {
     /// Plan generation relayed to the node through neighbours.
     plan_relayed: u64,
     telemetry: Option<NodeTelemetry>,
+    /// When the node was last heard from (directly).
+    last_heard: Option<Instant>,
+}
+
+/// What the ground knows of one node, for operators.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct NodeStatus {
+    /// The node.
+    pub node: NodeId,
+    /// The station it is in contact through now, if any.
+    pub station: Option<StationId>,
+    /// Its incarnation as last heard (0: never heard).
+    pub incarnation: u64,
+    /// When it was last heard from.
+    pub last_heard: Option<Instant>,
+    /// Its last telemetry.
+    pub telemetry: Option<NodeTelemetry>,
+    /// Open jobs placed on it.
+    pub jobs: usize,
+    /// Its next pass (station, start, end) from now.
+    pub next_pass: Option<(StationId, Instant, Instant)>,
+    /// Passes that ended since it was last heard from.
+    pub missed_passes: usize,
+}
+
+/// How serious an alarm is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Needs attention.
+    Warning,
+    /// Needs action now.
+    Critical,
+}
+
+/// A condition an operator must see.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Alarm {
+    /// How serious.
+    pub severity: Severity,
+    /// Stable code: battery_low, overheating, node_silent, station_down, jobs_expired (and the service's own).
+    pub code: String,
+    /// What it is about (a node, a station, a tenant).
+    pub subject: String,
+    /// What is wrong, in words.
+    pub message: String,
 }
 
 /// Figures of a replan, for reports.
@@ -531,6 +577,147 @@ impl GroundCore {
         self.links.contains_key(node)
     }
 
+    /// Every node as the ground knows it at `now`.
+    pub fn node_status(&self, now: Instant) -> Vec<NodeStatus> {
+        self.config
+            .nodes
+            .iter()
+            .map(|n| {
+                let id = &n.spec.id;
+                let link = self.links.get(id);
+                let last_heard = link.and_then(|l| l.last_heard);
+                let passes = self.config.contacts.iter().filter(|c| &c.node == id);
+                let next_pass = passes
+                    .clone()
+                    .filter(|c| c.end > now)
+                    .min_by_key(|c| c.start)
+                    .map(|c| (c.station.clone(), c.start, c.end));
+                let missed_passes = passes
+                    .filter(|c| c.end <= now && last_heard.is_none_or(|h| c.start > h))
+                    .count();
+                NodeStatus {
+                    node: id.clone(),
+                    station: link.and_then(|l| l.station.clone()),
+                    incarnation: link.map_or(0, |l| l.incarnation),
+                    last_heard,
+                    telemetry: link.and_then(|l| l.telemetry.clone()),
+                    jobs: self
+                        .jobs
+                        .values()
+                        .filter(|j| !j.job.state.is_terminal() && j.node.as_ref() == Some(id))
+                        .count(),
+                    next_pass,
+                    missed_passes,
+                }
+            })
+            .collect()
+    }
+
+    /// The conditions operators must see now: nodes short of charge or hot (from their last telemetry), nodes
+    /// silent through their passes, stations down, jobs that expired.
+    pub fn alarms(&self, now: Instant) -> Vec<Alarm> {
+        let mut out = Vec::new();
+        let mut alarm = |severity, code: &str, subject: String, message: String| {
+            out.push(Alarm {
+                severity,
+                code: code.into(),
+                subject,
+                message,
+            });
+        };
+        let specs: BTreeMap<&NodeId, &NodeSpec> = self
+            .config
+            .nodes
+            .iter()
+            .map(|n| (&n.spec.id, &n.spec))
+            .collect();
+        for status in self.node_status(now) {
+            let Some(spec) = specs.get(&status.node) else {
+                continue;
+            };
+            if let Some(t) = &status.telemetry {
+                let floor = spec.power.min_state_of_charge;
+                if t.state_of_charge < floor + 0.05 {
+                    let severity = if t.state_of_charge < floor {
+                        Severity::Critical
+                    } else {
+                        Severity::Warning
+                    };
+                    alarm(
+                        severity,
+                        "battery_low",
+                        status.node.to_string(),
+                        format!(
+                            "state of charge {:.0}% at {} (floor {:.0}%)",
+                            t.state_of_charge * 100.0,
+                            t.at,
+                            floor * 100.0
+                        ),
+                    );
+                }
+                let ceiling = spec.thermal.max_temp_c;
+                if t.node_temp_c > ceiling - 5.0 {
+                    let severity = if t.node_temp_c > ceiling {
+                        Severity::Critical
+                    } else {
+                        Severity::Warning
+                    };
+                    alarm(
+                        severity,
+                        "overheating",
+                        status.node.to_string(),
+                        format!(
+                            "{:.1} °C at {} (limit {ceiling:.0} °C)",
+                            t.node_temp_c, t.at
+                        ),
+                    );
+                }
+            }
+            if status.missed_passes >= 2 {
+                let since = status
+                    .last_heard
+                    .map_or_else(|| "never heard".to_string(), |t| format!("last heard {t}"));
+                alarm(
+                    Severity::Warning,
+                    "node_silent",
+                    status.node.to_string(),
+                    format!("silent through {} passes ({since})", status.missed_passes),
+                );
+            }
+        }
+        for station in &self.down_stations {
+            alarm(
+                Severity::Warning,
+                "station_down",
+                station.to_string(),
+                "marked down: plans leave it out".into(),
+            );
+        }
+        let mut expired: BTreeMap<TenantId, usize> = BTreeMap::new();
+        for j in self.jobs.values() {
+            if j.job.state == JobState::Expired {
+                *expired.entry(j.job.spec.tenant).or_default() += 1;
+            }
+        }
+        for (tenant, n) in expired {
+            alarm(
+                Severity::Warning,
+                "jobs_expired",
+                tenant.to_string(),
+                format!("{n} job(s) passed their deadline undelivered"),
+            );
+        }
+        out
+    }
+
+    /// The stations, each with whether it is up.
+    pub fn stations(&self) -> impl Iterator<Item = (&StationSpec, bool)> {
+        self.config
+            .stations
+            .iter()
+            .map(|s| (s, !self.down_stations.contains(&s.id)))
+    }
+
     /// The station a node reaches the ground through at `now`: the pass it is in (of the stations that are up), or
     /// failing that the pass nearest in time (clocks of separate processes differ by a little at a pass's edges).
     /// `None` for a node the ground does not know or one with no pass at all.
@@ -711,6 +898,9 @@ impl GroundCore {
 
     /// A message from a node (delivered once by the link).
     pub fn handle_message(&mut self, node: &NodeId, envelope: Envelope, now: Instant) {
+        if let Some(l) = self.links.get_mut(node) {
+            l.last_heard = Some(now);
+        }
         match envelope.message {
             Message::Hello(hello) => {
                 let Some(l) = self.links.get_mut(node) else {

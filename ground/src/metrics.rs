@@ -27,6 +27,10 @@ pub struct ApiMetrics {
     pub contacts: AtomicU64,
     /// Messages nodes delivered.
     pub node_messages: AtomicU64,
+    /// Failed attempts to store a delivered result (each is retried).
+    pub store_failures: AtomicU64,
+    /// Whether the writer is retrying a delivery now.
+    pub store_retrying: std::sync::atomic::AtomicBool,
 }
 
 impl ApiMetrics {
@@ -95,6 +99,11 @@ impl ApiMetrics {
             out,
             "# HELP odc_ground_node_messages_total Messages delivered by nodes.\n# TYPE odc_ground_node_messages_total counter\nodc_ground_node_messages_total {}",
             self.node_messages.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP odc_ground_store_failures_total Failed attempts to store a delivered result.\n# TYPE odc_ground_store_failures_total counter\nodc_ground_store_failures_total {}",
+            self.store_failures.load(Ordering::Relaxed)
         );
     }
 }

@@ -480,6 +480,10 @@ async fn the_openapi_document_describes_every_route() {
         ("/v1/ops/tenants", "get"),
         ("/v1/ops/audit", "get"),
         ("/v1/ops/plan", "get"),
+        ("/v1/ops/nodes", "get"),
+        ("/v1/ops/alarms", "get"),
+        ("/v1/ops/stations", "get"),
+        ("/v1/ops/stations/{id}/status", "post"),
     ] {
         let op = &doc["paths"][path][method];
         assert!(op.is_object(), "{method} {path} is documented");
@@ -699,6 +703,66 @@ async fn operators_read_the_audit_log_and_the_plan_and_tenants_cannot() {
         "no plan before the first tick"
     );
     for path in ["/v1/ops/audit", "/v1/ops/plan", "/v1/ops/tenants"] {
+        let (status, body) = call(&api, "GET", path, Some("token-a"), None).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::FORBIDDEN, "forbidden".into()),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn operators_see_nodes_stations_and_alarms_and_take_a_station_down() {
+    let api = api().await;
+    let get = |path: &'static str| {
+        let api = &api;
+        async move {
+            let (status, body) = call(api, "GET", path, Some("token-op"), None).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            serde_json::from_slice::<serde_json::Value>(&body).expect("json")
+        }
+    };
+    let nodes = get("/v1/ops/nodes").await;
+    assert_eq!(nodes[0]["node"], "n1", "{nodes}");
+    assert_eq!(nodes[0]["incarnation"], 0, "never heard: {nodes}");
+    assert_eq!(get("/v1/ops/alarms").await, serde_json::json!([]));
+    let stations = get("/v1/ops/stations").await;
+    assert_eq!(stations[0]["id"], "gs");
+    assert_eq!(stations[0]["up"], true);
+    // Taking the station down is audited, shown, and raised as an alarm.
+    let (status, body) = call(
+        &api,
+        "POST",
+        "/v1/ops/stations/gs/status",
+        Some("token-op"),
+        Some(r#"{"up":false}"#.into()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(get("/v1/ops/stations").await[0]["up"], false);
+    let alarms = get("/v1/ops/alarms").await;
+    assert_eq!(alarms[0]["code"], "station_down", "{alarms}");
+    assert_eq!(alarms[0]["subject"], "gs");
+    let log = get("/v1/ops/audit").await;
+    assert_eq!(log[0]["action"], "station.down", "{log}");
+    // An unknown station and a bad body are named; tenants are refused.
+    for (path, body, expected) in [
+        (
+            "/v1/ops/stations/nowhere/status",
+            r#"{"up":true}"#,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/v1/ops/stations/gs/status",
+            r#"{"up":"yes"}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (status, _) = call(&api, "POST", path, Some("token-op"), Some(body.into())).await;
+        assert_eq!(status, expected, "{path} {body}");
+    }
+    for path in ["/v1/ops/nodes", "/v1/ops/alarms", "/v1/ops/stations"] {
         let (status, body) = call(&api, "GET", path, Some("token-a"), None).await;
         assert_eq!(
             (status, code(&body)),

@@ -204,3 +204,60 @@ fn a_job_past_its_deadline_expires() {
     let (_, reserved) = s.ground.usage(s.tenant.id).expect("tenant");
     assert_eq!(reserved.accelerator_s, 0.0, "the reservation is released");
 }
+
+#[test]
+fn alarms_name_a_drained_hot_node_and_one_silent_through_its_passes() {
+    let mut s = setup(f64::MAX);
+    // Never heard, and two passes are over: silent.
+    let later = t0() + Duration::from_mins(30 + 90 + 11);
+    let codes = |g: &GroundCore, at| {
+        g.alarms(at)
+            .into_iter()
+            .map(|a| (a.code, format!("{:?}", a.severity)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(codes(&s.ground, t0()), []);
+    assert_eq!(
+        codes(&s.ground, later),
+        [("node_silent".to_string(), "Warning".to_string())]
+    );
+    // It speaks: below its charge floor and past its temperature limit.
+    let telemetry = odc_model::telemetry::NodeTelemetry {
+        node: s.node.clone(),
+        incarnation: 1,
+        at: later,
+        state_of_charge: 0.5,
+        battery_temp_c: 20.0,
+        node_temp_c: 80.0,
+        accelerator_temp_c: 80.0,
+        accelerator_utilization: 1.0,
+        queue_depth: 0,
+        outbox_depth: 0,
+        storage_used_bytes: 0,
+        storage_capacity_bytes: 1,
+        in_eclipse: true,
+        plan_generation: 0,
+    };
+    let env = Envelope {
+        version: PROTOCOL,
+        sender: Sender::Node(s.node.clone()),
+        incarnation: 1,
+        seq: 1,
+        sent_at: later,
+        message: Message::Telemetry(telemetry),
+    };
+    s.ground.handle_message(&s.node, env, later);
+    let mut got = codes(&s.ground, later);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("battery_low".to_string(), "Critical".to_string()),
+            ("overheating".to_string(), "Critical".to_string())
+        ]
+    );
+    let status = s.ground.node_status(later);
+    assert_eq!(status[0].missed_passes, 0);
+    assert_eq!(status[0].last_heard, Some(later));
+    assert!(status[0].next_pass.is_some());
+}

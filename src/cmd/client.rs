@@ -117,6 +117,25 @@ enum OpsCommand {
     },
     /// Lists tenants with their usage.
     Tenants,
+    /// Every node: contact, last telemetry, open jobs, next pass, passes missed.
+    Nodes,
+    /// Conditions needing attention (low battery, overheating, silent nodes, stations down, expired jobs).
+    Alarms,
+    /// The ground stations and whether each is up.
+    Stations,
+    /// Marks a station up or down (plans leave a down station out).
+    StationStatus {
+        /// The station's id.
+        #[arg(long)]
+        station: String,
+        /// up or down.
+        #[arg(long)]
+        status: String,
+    },
+    /// The audit log: who changed what, when.
+    Audit,
+    /// The plan in force (JSON).
+    Plan,
 }
 
 /// An answer from the ground.
@@ -329,6 +348,24 @@ pub fn ops(args: OpsArgs) -> anyhow::Result<()> {
             print(&c.json("POST", "/v1/ops/tenants", Some(&body.to_string()))?);
         }
         OpsCommand::Tenants => print(&c.json("GET", "/v1/ops/tenants", None)?),
+        OpsCommand::Nodes => print(&c.json("GET", "/v1/ops/nodes", None)?),
+        OpsCommand::Alarms => print(&c.json("GET", "/v1/ops/alarms", None)?),
+        OpsCommand::Stations => print(&c.json("GET", "/v1/ops/stations", None)?),
+        OpsCommand::StationStatus { station, status } => {
+            let up = match status.as_str() {
+                "up" => true,
+                "down" => false,
+                other => bail!("--status {other:?}: use up or down"),
+            };
+            let body = serde_json::json!({ "up": up }).to_string();
+            print(&c.json(
+                "POST",
+                &format!("/v1/ops/stations/{station}/status"),
+                Some(&body),
+            )?);
+        }
+        OpsCommand::Audit => print(&c.json("GET", "/v1/ops/audit", None)?),
+        OpsCommand::Plan => print(&c.json("GET", "/v1/ops/plan", None)?),
     }
     Ok(())
 }

@@ -12,6 +12,19 @@ fn odc(args: &[&str]) -> Output {
         .expect("odc runs")
 }
 
+/// A TLE line with its checksum (column 69) recomputed.
+fn with_checksum(line: &str) -> String {
+    let body: String = line.chars().take(68).collect();
+    let sum: u32 = body
+        .chars()
+        .map(|c| match c {
+            '-' => 1,
+            d => d.to_digit(10).unwrap_or(0),
+        })
+        .sum();
+    format!("{body}{}", sum % 10)
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -624,6 +637,73 @@ fn the_ground_service_keeps_accepted_jobs_across_a_restart_and_clients_see_only_
     );
     let out = client(&dir, &url, &tokens[0], &["ops", "nodes"]);
     assert!(stderr(&out).contains("forbidden"), "{}", stderr(&out));
+    // Orbit data: the catalog in force again is stale; one satellite's fresher elements replace its own.
+    let text = std::fs::read_to_string(tle()).expect("catalog");
+    std::fs::write(dir.join("same.tle"), &text).expect("tle");
+    let out = client(
+        &dir,
+        &url,
+        operator,
+        &["ops", "orbits-upload", "--file", "same.tle"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        report["stale"].as_array().map(Vec::len),
+        Some(24),
+        "{report}"
+    );
+    assert_eq!(report["accepted"].as_array().map(Vec::len), Some(0));
+    let record: Vec<&str> = text.lines().take(3).collect();
+    let fresher = format!(
+        "{}\n{}\n{}\n",
+        record[0],
+        with_checksum(&record[1].replacen("26170.39149199", "26170.89149199", 1)),
+        record[2]
+    );
+    std::fs::write(dir.join("fresh.tle"), fresher).expect("tle");
+    let out = client(
+        &dir,
+        &url,
+        operator,
+        &["ops", "orbits-upload", "--file", "fresh.tle"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["accepted"][0]["node"], "n60001", "{report}");
+    // Its passes were computed again from the new elements (the others' are unchanged).
+    let out = client(&dir, &url, operator, &["ops", "nodes"]);
+    let after: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let pass = |v: &serde_json::Value, node: &str| {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| n["node"] == node)
+            .map(|n| n["next_pass"].clone())
+    };
+    assert_ne!(pass(&nodes, "n60001"), pass(&after, "n60001"));
+    assert_eq!(pass(&nodes, "n60002"), pass(&after, "n60002"));
+    let out = client(&dir, &url, operator, &["ops", "orbits"]);
+    let epochs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        epochs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["node"] == "n60001"
+                && e["epoch"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("2026-06-19T21:23"))),
+        "{epochs}"
+    );
+    std::fs::write(dir.join("junk.tle"), "hello\n").expect("junk");
+    let out = client(
+        &dir,
+        &url,
+        operator,
+        &["ops", "orbits-upload", "--file", "junk.tle"],
+    );
+    assert!(stderr(&out).contains("bad_request"), "{}", stderr(&out));
     stop(&mut ground);
     let printed = Command::new(env!("CARGO_BIN_EXE_odc"))
         .args(["ground", "--print-default-config"])

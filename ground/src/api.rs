@@ -9,6 +9,7 @@
 use crate::core::{Alarm, GroundCore, NodeStatus, Severity, SubmitError};
 use crate::dispatch::{Links, NodeSide};
 use crate::metrics::{ApiMetrics, gauge};
+use crate::orbits::{OrbitBook, OrbitUpload};
 use crate::store::{AuditEntry, JobWrite, Store, StoreError, TenantRecord};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -75,6 +76,15 @@ impl ApiError {
     /// A job that does not exist, or is not the caller's: the same answer for both.
     fn no_such_job() -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such job")
+    }
+
+    /// A lock held by a thread that panicked: the service must be restarted.
+    fn poisoned() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the ground core failed earlier; restart the service",
+        )
     }
 
     fn store(e: StoreError) -> ApiError {
@@ -226,6 +236,7 @@ pub struct Ground<S: Store> {
     metrics: Arc<ApiMetrics>,
     links: Arc<Links>,
     outbound: mpsc::UnboundedSender<Outbound>,
+    orbits: Mutex<Option<OrbitBook>>,
 }
 
 impl<S: Store> Ground<S> {
@@ -265,6 +276,7 @@ impl<S: Store> Ground<S> {
             metrics,
             links,
             outbound,
+            orbits: Mutex::new(None),
         }))
     }
 
@@ -275,6 +287,13 @@ impl<S: Store> Ground<S> {
             p.insert(record.token_hash, Principal::Tenant(record.tenant.id));
         }
         Ok(())
+    }
+
+    /// Gives the service the fleet's element sets and stations, so operators can upload fresher elements.
+    pub fn set_orbits(&self, book: OrbitBook) {
+        if let Ok(mut o) = self.orbits.lock() {
+            *o = Some(book);
+        }
     }
 
     /// The store.
@@ -302,13 +321,7 @@ impl<S: Store> Ground<S> {
     }
 
     fn core(&self) -> Result<std::sync::MutexGuard<'_, GroundCore>, ApiError> {
-        self.core.lock().map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the ground core failed earlier; restart the service",
-            )
-        })
+        self.core.lock().map_err(|_| ApiError::poisoned())
     }
 
     fn caller(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
@@ -769,11 +782,105 @@ async fn station_status<S: Store>(
     Ok(Json(view).into_response())
 }
 
+/// A node's element epoch in force.
+#[derive(Debug, Clone, Serialize)]
+struct EpochView {
+    node: NodeId,
+    epoch: Instant,
+    age_days: f64,
+}
+
+#[utoipa::path(get, path = "/v1/ops/orbits", tag = "operator", security(("bearer" = [])), responses((status = 200, description = "Each node's element epoch in force and its age", body = Object), (status = 404, description = "This service has no element sets (its fleet came without a catalog)", body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+async fn orbits<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<EpochView>>, ApiError> {
+    g.operator_caller(&headers)?;
+    let now = g.clock.now();
+    let book = g.orbits.lock().map_err(|_| ApiError::poisoned())?;
+    let book = book.as_ref().ok_or_else(no_orbits)?;
+    Ok(Json(
+        book.epochs()
+            .into_iter()
+            .map(|(node, epoch)| EpochView {
+                node,
+                epoch,
+                age_days: (now - epoch).as_secs_f64() / 86_400.0,
+            })
+            .collect(),
+    ))
+}
+
+fn no_orbits() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "this service keeps no element sets (its fleet has no catalog)",
+    )
+}
+
+#[utoipa::path(post, path = "/v1/ops/orbits", tag = "operator", request_body(content = String, description = "TLE text (2- or 3-line records) or an OMM JSON document", content_type = "text/plain"), security(("bearer" = [])), responses((status = 200, description = "What happened to each record: accepted (fresher epochs, now in force; flagged when far from now), stale (refused: not fresher), unknown satellites, unparsable records", body = Object), (status = 400, description = "Nothing usable", body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+async fn upload_orbits<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<OrbitUpload>, ApiError> {
+    g.operator_caller(&headers)?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| bad_request("the body is not UTF-8 text (TLE or OMM JSON)"))?;
+    let now = g.clock.now();
+    let (report, changed, stations) = {
+        let mut book = g.orbits.lock().map_err(|_| ApiError::poisoned())?;
+        let book = book.as_mut().ok_or_else(no_orbits)?;
+        let (report, changed) = book
+            .upload(text, now)
+            .map_err(|e| bad_request(e.to_string()))?;
+        (report, changed, book.stations().to_vec())
+    };
+    if !changed.satellites.is_empty() {
+        let end = g.core()?.horizon_end();
+        // Passes and shadows of the satellites that moved, from now to the horizon: seconds of work, off the
+        // request threads.
+        let geometry = tokio::task::spawn_blocking(move || {
+            odc_planner::scenario::orbit_geometry(&changed, &stations, now, end)
+        })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|e| bad_request(format!("the new elements give no geometry: {e}")))?;
+        let now = g.clock.now();
+        let out = {
+            let mut core = g.core()?;
+            core.update_orbits(geometry, now, now);
+            Outbound::drain(&mut core)
+        };
+        g.send_out(out);
+    }
+    g.store
+        .put_jobs(
+            &[],
+            &[AuditEntry {
+                at: now,
+                who: "operator".into(),
+                action: "orbits.upload".into(),
+                target: format!(
+                    "{} accepted, {} stale, {} unknown, {} rejected",
+                    report.accepted.len(),
+                    report.stale.len(),
+                    report.unknown.len(),
+                    report.rejected.len()
+                ),
+            }],
+        )
+        .await
+        .map_err(ApiError::store)?;
+    Ok(Json(report))
+}
+
 /// The OpenAPI document of the tenant and operator APIs.
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "odc ground", description = "Tenant and operator APIs of the odc control plane."),
-    paths(submit, list, status, cancel, result, usage, create_tenant, list_tenants, audit, plan, nodes, alarms, stations, station_status),
+    paths(submit, list, status, cancel, result, usage, create_tenant, list_tenants, audit, plan, nodes, alarms, stations, station_status, orbits, upload_orbits),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -812,6 +919,7 @@ pub fn router<S: Store>(ground: Arc<Ground<S>>, max_body_bytes: usize) -> Router
         .route("/v1/ops/audit", get(audit::<S>))
         .route("/v1/ops/plan", get(plan::<S>))
         .route("/v1/ops/nodes", get(nodes::<S>))
+        .route("/v1/ops/orbits", get(orbits::<S>).post(upload_orbits::<S>))
         .route("/v1/ops/alarms", get(alarms::<S>))
         .route("/v1/ops/stations", get(stations::<S>))
         .route("/v1/ops/stations/{id}/status", post(station_status::<S>))

@@ -20,6 +20,7 @@ use odc_model::wire::{
     self, Envelope, InputChunk, JobUpdate, JobUpdates, Message, PlanUpdate, Relay, ResultChunk,
     Sender,
 };
+use odc_planner::scenario::OrbitGeometry;
 use odc_planner::{ContactWindow, IslWindow, NodeInput, PlannerOptions, Snapshot, TenantInput};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -575,6 +576,37 @@ impl GroundCore {
     /// Whether a node is part of the fleet this ground plans for.
     pub fn knows_node(&self, node: &NodeId) -> bool {
         self.links.contains_key(node)
+    }
+
+    /// New orbit geometry for some nodes (fresh elements), computed from `from` on: their passes after `from` and
+    /// their sunlight are replaced, and the plan is redone with them.
+    pub fn update_orbits(&mut self, geometry: OrbitGeometry, from: Instant, now: Instant) {
+        let changed: BTreeSet<NodeId> = geometry.nodes.iter().map(|g| g.node.clone()).collect();
+        if changed.is_empty() {
+            return;
+        }
+        self.config
+            .contacts
+            .retain(|c| !(changed.contains(&c.node) && c.end > from));
+        self.config.contacts.extend(
+            geometry
+                .contacts
+                .into_iter()
+                .filter(|c| changed.contains(&c.node)),
+        );
+        self.config.contacts.sort_by_key(|c| (c.start, c.end));
+        for g in geometry.nodes {
+            if let Some(n) = self.config.nodes.iter_mut().find(|n| n.spec.id == g.node) {
+                n.altitude_km = g.altitude_km;
+                n.illumination = g.illumination;
+            }
+        }
+        self.want_replan(now, "orbit update");
+    }
+
+    /// The end of the span the geometry covers.
+    pub fn horizon_end(&self) -> Instant {
+        self.config.horizon_end
     }
 
     /// Every node as the ground knows it at `now`.

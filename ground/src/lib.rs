@@ -7,6 +7,7 @@ pub mod api;
 pub mod core;
 pub mod dispatch;
 pub mod metrics;
+pub mod orbits;
 pub mod store;
 
 pub use core::{Delivery, GroundConfig, GroundCore, NodeInfo, ReplanRecord, SubmitError};

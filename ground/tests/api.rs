@@ -481,6 +481,8 @@ async fn the_openapi_document_describes_every_route() {
         ("/v1/ops/audit", "get"),
         ("/v1/ops/plan", "get"),
         ("/v1/ops/nodes", "get"),
+        ("/v1/ops/orbits", "get"),
+        ("/v1/ops/orbits", "post"),
         ("/v1/ops/alarms", "get"),
         ("/v1/ops/stations", "get"),
         ("/v1/ops/stations/{id}/status", "post"),

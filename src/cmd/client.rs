@@ -132,6 +132,15 @@ enum OpsCommand {
         #[arg(long)]
         status: String,
     },
+    /// Each node's element epoch in force.
+    Orbits,
+    /// Uploads element sets (TLE text or an OMM JSON file): fresher epochs replace those in force, older ones
+    /// are refused as stale; the plan is redone with the new passes.
+    OrbitsUpload {
+        /// The file.
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
     /// The audit log: who changed what, when.
     Audit,
     /// The plan in force (JSON).
@@ -363,6 +372,12 @@ pub fn ops(args: OpsArgs) -> anyhow::Result<()> {
                 &format!("/v1/ops/stations/{station}/status"),
                 Some(&body),
             )?);
+        }
+        OpsCommand::Orbits => print(&c.json("GET", "/v1/ops/orbits", None)?),
+        OpsCommand::OrbitsUpload { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            print(&c.json("POST", "/v1/ops/orbits", Some(&text))?);
         }
         OpsCommand::Audit => print(&c.json("GET", "/v1/ops/audit", None)?),
         OpsCommand::Plan => print(&c.json("GET", "/v1/ops/plan", None)?),

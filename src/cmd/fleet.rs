@@ -70,26 +70,7 @@ pub fn geometry(
     hours: f64,
     only: &[String],
 ) -> anyhow::Result<Snapshot> {
-    let (text, files) = if scenario.is_empty() {
-        let files = ScenarioFiles {
-            tle: Some(DEMO_TLE.to_string()),
-            stations: Some(DEMO_STATIONS.to_string()),
-        };
-        (DEMO_SCENARIO.to_string(), files)
-    } else {
-        let path = base.join(scenario);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let peek: ScenarioConfig = toml::from_str(&text).map_err(|e| {
-            anyhow::anyhow!("{}: {}", path.display(), e.to_string().replace('\n', " "))
-        })?;
-        let files = super::scenario_files(
-            &path,
-            peek.constellation.tle.as_deref(),
-            peek.stations.file.as_deref(),
-        )?;
-        (text, files)
-    };
+    let (text, files) = scenario_text(scenario, base)?;
     let mut config: ScenarioConfig = toml::from_str(&text)
         .map_err(|e| anyhow::anyhow!("scenario: {}", e.to_string().replace('\n', " ")))?;
     config.start = start;
@@ -126,6 +107,52 @@ pub fn geometry(
         snapshot.isl = isl.into();
     }
     Ok(snapshot)
+}
+
+/// A scenario's text and the files it names (the embedded demo constellation's when `scenario` is empty).
+fn scenario_text(scenario: &str, base: &Path) -> anyhow::Result<(String, ScenarioFiles)> {
+    if scenario.is_empty() {
+        let files = ScenarioFiles {
+            tle: Some(DEMO_TLE.to_string()),
+            stations: Some(DEMO_STATIONS.to_string()),
+        };
+        return Ok((DEMO_SCENARIO.to_string(), files));
+    }
+    let path = base.join(scenario);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let peek: ScenarioConfig = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().replace('\n', " ")))?;
+    let files = super::scenario_files(
+        &path,
+        peek.constellation.tle.as_deref(),
+        peek.stations.file.as_deref(),
+    )?;
+    Ok((text, files))
+}
+
+/// The element sets of the scenario's catalog (kept to the nodes in `only`, all when empty) and its stations:
+/// what operators refresh with uploads. `None` for a fleet with no catalog or no stations file.
+pub fn orbit_book(
+    scenario: &str,
+    base: &Path,
+    only: &[String],
+) -> anyhow::Result<Option<odc_ground::orbits::OrbitBook>> {
+    let (_, files) = scenario_text(scenario, base)?;
+    let (Some(tle), Some(stations)) = (files.tle, files.stations) else {
+        return Ok(None);
+    };
+    let mut catalog =
+        odc_ephemeris::Catalog::parse_tle(&tle).map_err(|e| anyhow::anyhow!("catalog: {e}"))?;
+    if !only.is_empty() {
+        catalog.satellites.retain(|s| {
+            let id = odc_planner::scenario::node_id(s.norad_id);
+            only.iter().any(|o| o == id.as_str())
+        });
+    }
+    let stations = odc_ephemeris::Station::parse_list(&stations)
+        .map_err(|e| anyhow::anyhow!("stations: {e}"))?;
+    Ok(Some(odc_ground::orbits::OrbitBook::new(catalog, stations)))
 }
 
 /// Reads a service's TOML configuration over its documented defaults (a file may give only what it changes) and

@@ -5,7 +5,7 @@
 //! With `link_listen` set it also accepts the flight nodes' QUIC links (mutual TLS under the constellation CA) and
 //! dispatches the plan and the inputs to them, and takes their reports and results, during their passes.
 
-use super::fleet::{TimeSettings, geometry, load_config};
+use super::fleet::{TimeSettings, geometry, load_config, orbit_book};
 use anyhow::Context;
 use clap::Args;
 use odc_ground::api::{Ground, new_token, serve as serve_api, token_hash};
@@ -229,6 +229,9 @@ async fn serve(file: GroundFile, base: PathBuf) -> anyhow::Result<()> {
     let restored = open.len();
     core.restore(open, &used, now);
     let ground = Ground::start(core, store, clock.clone(), &[token_hash(&operator)]).await?;
+    if let Some(book) = orbit_book(&file.scenario, &base, &file.nodes)? {
+        ground.set_orbits(book);
+    }
     let listener = tokio::net::TcpListener::bind(&file.listen)
         .await
         .with_context(|| format!("cannot listen on {}", file.listen))?;

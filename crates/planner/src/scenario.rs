@@ -198,6 +198,99 @@ pub struct GeometryCounts {
     pub eclipses: usize,
 }
 
+/// The node id of a satellite: `n` and its catalog number.
+pub fn node_id(norad_id: u64) -> NodeId {
+    NodeId::new(format!("n{norad_id}")).unwrap_or_else(|_| unreachable!("digits make a valid name"))
+}
+
+/// A station's id from its name: lower case, anything but letters and digits as `-`.
+pub fn station_id(name: &str) -> Result<StationId, ScenarioError> {
+    let name: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    StationId::new(name).map_err(|e| ScenarioError::Invalid(e.to_string()))
+}
+
+/// One satellite's geometry over a span, as the planner takes it.
+#[derive(Debug, Clone)]
+pub struct NodeGeometry {
+    /// The node.
+    pub node: NodeId,
+    /// Mean altitude from the mean motion, km.
+    pub altitude_km: f64,
+    /// Sunlight (umbra and penumbra intervals).
+    pub illumination: Illumination,
+    /// Penumbra intervals counted.
+    pub eclipses: usize,
+}
+
+/// The geometry of a catalog over a span.
+#[derive(Debug, Clone)]
+pub struct OrbitGeometry {
+    /// Each satellite's, in catalog order.
+    pub nodes: Vec<NodeGeometry>,
+    /// Every pass over every station, in the ephemeris's order.
+    pub contacts: Vec<ContactWindow>,
+}
+
+/// Passes over `stations` and shadows of every satellite of `catalog` from `start` to `end`.
+pub fn orbit_geometry(
+    catalog: &Catalog,
+    stations: &[Station],
+    start: Instant,
+    end: Instant,
+) -> Result<OrbitGeometry, ScenarioError> {
+    let span = Span::new(start.unix_seconds(), end.unix_seconds())
+        .map_err(|e| ScenarioError::Invalid(e.to_string()))?;
+    let options = SearchOptions::default();
+    let passes = odc_ephemeris::find_passes(catalog, stations, span, &options);
+    let shadows =
+        odc_ephemeris::find_eclipses(catalog, span, &[Shadow::Umbra, Shadow::Penumbra], &options);
+    let station_ids: Vec<StationId> = stations
+        .iter()
+        .map(|s| station_id(&s.name))
+        .collect::<Result<_, _>>()?;
+    let ms = |s: f64| Instant::from_unix_seconds(s);
+    let mut out = Vec::with_capacity(catalog.satellites.len());
+    for (i, sat) in catalog.satellites.iter().enumerate() {
+        let node = node_id(sat.norad_id);
+        let of = |shadow: Shadow| -> Vec<(Instant, Instant)> {
+            shadows
+                .eclipses
+                .iter()
+                .filter(|e| e.satellite == i && e.shadow == shadow)
+                .map(|e| (ms(e.enter), ms(e.exit)))
+                .collect()
+        };
+        // Kepler's third law: a = (μ / n²)^⅓.
+        let n_rad_s = sat.elements.mean_motion * std::f64::consts::TAU / 86_400.0;
+        let altitude_km = (398_600.8 / (n_rad_s * n_rad_s)).cbrt() - 6378.135;
+        let penumbra = of(Shadow::Penumbra);
+        out.push(NodeGeometry {
+            node,
+            altitude_km,
+            illumination: Illumination::from_shadows(&of(Shadow::Umbra), &penumbra),
+            eclipses: penumbra.len(),
+        });
+    }
+    let contacts = passes
+        .passes
+        .iter()
+        .map(|p| ContactWindow {
+            station: station_ids[p.station].clone(),
+            node: out[p.satellite].node.clone(),
+            start: ms(p.aos),
+            end: ms(p.los),
+        })
+        .collect();
+    Ok(OrbitGeometry {
+        nodes: out,
+        contacts,
+    })
+}
+
 /// Builds a snapshot: geometry from the ephemeris, workload from the seed.
 pub fn build(
     config: &ScenarioConfig,
@@ -254,9 +347,7 @@ pub fn build(
         }
     };
     let options = SearchOptions::default();
-    let passes = odc_ephemeris::find_passes(&catalog, &stations, span, &options);
-    let shadows =
-        odc_ephemeris::find_eclipses(&catalog, span, &[Shadow::Umbra, Shadow::Penumbra], &options);
+    let geometry = orbit_geometry(&catalog, &stations, now, end)?;
     let isl = if config.isl_range_km > 0.0 {
         let isl_options = IslOptions {
             grazing_altitude_km: 80.0,
@@ -266,21 +357,7 @@ pub fn build(
     } else {
         Vec::new()
     };
-    let node_id = |i: usize| {
-        let sat = &catalog.satellites[i];
-        NodeId::new(format!("n{}", sat.norad_id))
-            .unwrap_or_else(|_| unreachable!("digits make a valid name"))
-    };
-    let station_id = |i: usize| {
-        let name: String = stations[i]
-            .name
-            .to_lowercase()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
-        StationId::new(name).map_err(|e| ScenarioError::Invalid(e.to_string()))
-    };
-    let ms = |s: f64| Instant::from_unix_seconds(s);
+    let node_id = |i: usize| node_id(catalog.satellites[i].norad_id);
     let mut nodes = Vec::new();
     for (i, sat) in catalog.satellites.iter().enumerate() {
         let mut spec = NodeSpec::leo_default(node_id(i), sat.norad_id);
@@ -302,30 +379,20 @@ pub fn build(
         }
         spec.validate()
             .map_err(|e| ScenarioError::Invalid(e.to_string()))?;
-        let of = |shadow: Shadow| -> Vec<(Instant, Instant)> {
-            shadows
-                .eclipses
-                .iter()
-                .filter(|e| e.satellite == i && e.shadow == shadow)
-                .map(|e| (ms(e.enter), ms(e.exit)))
-                .collect()
-        };
-        // Kepler's third law: a = (μ / n²)^⅓.
-        let n_rad_s = sat.elements.mean_motion * std::f64::consts::TAU / 86_400.0;
-        let altitude_km = (398_600.8 / (n_rad_s * n_rad_s)).cbrt() - 6378.135;
+        let g = &geometry.nodes[i];
         nodes.push(NodeInput {
             spec,
-            altitude_km,
+            altitude_km: g.altitude_km,
             state_of_charge: n.state_of_charge.unwrap_or(0.9),
             temp_c: 15.0,
             storage_used_bytes: 0,
-            illumination: Illumination::from_shadows(&of(Shadow::Umbra), &of(Shadow::Penumbra)),
+            illumination: g.illumination.clone(),
         });
     }
     let mut station_specs = Vec::new();
-    for (i, st) in stations.iter().enumerate() {
+    for st in &stations {
         let mut spec = StationSpec::with_defaults(
-            station_id(i)?,
+            station_id(&st.name)?,
             st.lat_deg,
             st.lon_deg,
             st.alt_m,
@@ -340,18 +407,9 @@ pub fn build(
         }
         station_specs.push(spec);
     }
-    let contacts: Vec<ContactWindow> = passes
-        .passes
-        .iter()
-        .map(|p| {
-            Ok(ContactWindow {
-                station: station_id(p.station)?,
-                node: node_id(p.satellite),
-                start: ms(p.aos),
-                end: ms(p.los),
-            })
-        })
-        .collect::<Result<_, ScenarioError>>()?;
+    let eclipses = geometry.nodes.iter().map(|g| g.eclipses).sum();
+    let contacts = geometry.contacts;
+    let ms = |s: f64| Instant::from_unix_seconds(s);
     let isl_windows: Vec<IslWindow> = isl
         .iter()
         .map(|w| IslWindow {
@@ -394,11 +452,7 @@ pub fn build(
     let counts = GeometryCounts {
         contacts: contacts.len(),
         isl: isl_windows.len(),
-        eclipses: shadows
-            .eclipses
-            .iter()
-            .filter(|e| e.shadow == Shadow::Penumbra)
-            .count(),
+        eclipses,
     };
     let snapshot = Snapshot {
         now,

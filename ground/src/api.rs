@@ -237,6 +237,9 @@ pub struct Ground<S: Store> {
     links: Arc<Links>,
     outbound: mpsc::UnboundedSender<Outbound>,
     orbits: Mutex<Option<OrbitBook>>,
+    /// Submissions accepted and not yet committed, with the outcome of their commit once known: a resubmission
+    /// with the same key waits for it rather than being answered before the job is durable.
+    committing: Mutex<HashMap<JobId, tokio::sync::watch::Receiver<Option<bool>>>>,
 }
 
 impl<S: Store> Ground<S> {
@@ -277,6 +280,7 @@ impl<S: Store> Ground<S> {
             links,
             outbound,
             orbits: Mutex::new(None),
+            committing: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -1047,7 +1051,8 @@ async fn submit<S: Store>(
         priority,
         idempotency_key: req.idempotency_key,
     };
-    let (job, new) = {
+    let mut first = None;
+    let (job, new, wait) = {
         let mut core = g.core()?;
         let known = core.job_for_key(tenant, &spec.idempotency_key);
         let id = core.submit(spec, input.clone(), now).map_err(|e| match e {
@@ -1068,9 +1073,32 @@ async fn submit<S: Store>(
             ),
         })?;
         let job = core.job(id).cloned().ok_or_else(ApiError::no_such_job)?;
-        (job, known.is_none())
+        let mut committing = g.committing.lock().map_err(|_| ApiError::poisoned())?;
+        let wait = if known.is_none() {
+            // Out of every plan until durable; a resubmission meanwhile waits on this commit.
+            core.hold(id);
+            let (tx, rx) = tokio::sync::watch::channel(None);
+            committing.insert(id, rx);
+            first = Some(tx);
+            None
+        } else if core.is_held(id) {
+            committing.get(&id).cloned()
+        } else {
+            None
+        };
+        (job, known.is_none(), wait)
     };
     if !new {
+        if let Some(mut rx) = wait {
+            let durable = rx.wait_for(|v| v.is_some()).await.map(|v| *v == Some(true));
+            if !matches!(durable, Ok(true)) {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the first submission with this key could not be made durable; retry the request",
+                ));
+            }
+        }
         return Ok((StatusCode::OK, Json(JobView::of(&job))));
     }
     let audit = AuditEntry {
@@ -1083,14 +1111,25 @@ async fn submit<S: Store>(
         job: job.clone(),
         input: Some(input),
     };
-    if let Err(e) = g.commit(write, audit).await {
-        tracing::warn!(target: "odc::api", job = %job.id, error = %e.message, "submission not durable; withdrawn");
-        // Not durable, so not accepted: the core forgets it and the tenant may retry with the same key.
-        if let Ok(mut core) = g.core() {
-            core.withdraw(job.id);
+    let committed = g.commit(write, audit).await;
+    {
+        let mut core = g.core()?;
+        match &committed {
+            Ok(()) => core.confirm(job.id, g.clock.now()),
+            Err(e) => {
+                tracing::warn!(target: "odc::api", job = %job.id, error = %e.message, "submission not durable; withdrawn");
+                // Not durable, so not accepted: the core forgets it and the tenant may retry with the same key.
+                core.withdraw(job.id);
+            }
         }
-        return Err(e);
+        if let Ok(mut c) = g.committing.lock() {
+            c.remove(&job.id);
+        }
     }
+    if let Some(tx) = first {
+        let _ = tx.send(Some(committed.is_ok()));
+    }
+    committed?;
     Ok((StatusCode::CREATED, Json(JobView::of(&job))))
 }
 

@@ -215,6 +215,8 @@ pub struct GroundCore {
     seq: u64,
     /// Inputs handed to relays, and results that came down through one.
     relay_counts: (u64, u64),
+    /// Jobs accepted but not yet durable: no plan includes them until they are.
+    held: BTreeSet<JobId>,
 }
 
 impl GroundCore {
@@ -262,6 +264,7 @@ impl GroundCore {
             replans: Vec::new(),
             seq: 1,
             relay_counts: (0, 0),
+            held: BTreeSet::new(),
             config,
         }
     }
@@ -425,7 +428,11 @@ impl GroundCore {
         let jobs: Vec<Job> = self
             .jobs
             .values()
-            .filter(|j| !j.job.state.is_terminal() && !matches!(j.job.state, JobState::Downlinked))
+            .filter(|j| {
+                !j.job.state.is_terminal()
+                    && !matches!(j.job.state, JobState::Downlinked)
+                    && !self.held.contains(&j.job.id)
+            })
             .map(|j| {
                 let mut job = j.job.clone();
                 if let (JobState::Planned, Some(node)) = (&job.state, &j.sent_to) {
@@ -1261,6 +1268,26 @@ impl GroundCore {
         self.tenants.get(&id).map(|t| &t.0)
     }
 
+    /// Keeps a just-accepted job out of every plan until [`GroundCore::confirm`] says it is durable, so nothing
+    /// is sent to a node for a job that a failed commit may still withdraw.
+    pub fn hold(&mut self, id: JobId) {
+        if self.jobs.contains_key(&id) {
+            self.held.insert(id);
+        }
+    }
+
+    /// A held job is durable: plans may take it from now on.
+    pub fn confirm(&mut self, id: JobId, now: Instant) {
+        if self.held.remove(&id) {
+            self.want_replan(now, "new job");
+        }
+    }
+
+    /// Whether a job is accepted but not yet durable.
+    pub fn is_held(&self, id: JobId) -> bool {
+        self.held.contains(&id)
+    }
+
     /// Undoes an acceptance that could not be made durable (the store failed before the tenant was told): the
     /// job, its idempotency key and its reservation go, as if it had been refused. Only an `Accepted` job.
     pub fn withdraw(&mut self, id: JobId) -> bool {
@@ -1272,6 +1299,7 @@ impl GroundCore {
             return false;
         }
         self.release(id);
+        self.held.remove(&id);
         if let Some(j) = self.jobs.remove(&id) {
             self.keys
                 .remove(&(j.job.spec.tenant, j.job.spec.idempotency_key.clone()));

@@ -519,6 +519,8 @@ async fn the_openapi_document_describes_every_route() {
 struct FlakyStore {
     inner: SqliteStore,
     fail: Arc<std::sync::atomic::AtomicBool>,
+    /// Milliseconds each job write takes (a slow disk).
+    slow_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl FlakyStore {
@@ -551,6 +553,10 @@ impl Store for FlakyStore {
         jobs: &[odc_ground::store::JobWrite],
         audit: &[odc_ground::store::AuditEntry],
     ) -> Result<(), odc_ground::store::StoreError> {
+        let slow = self.slow_ms.load(std::sync::atomic::Ordering::SeqCst);
+        if slow > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(slow)).await;
+        }
         self.check()?;
         self.inner.put_jobs(jobs, audit).await
     }
@@ -612,9 +618,11 @@ async fn a_full_disk_refuses_new_jobs_with_a_clear_error_and_loses_none_already_
         inner.put_tenant(&t).await.expect("tenant");
     }
     let (_, _, core) = core();
+    let slow_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let store = FlakyStore {
         inner,
         fail: fail.clone(),
+        slow_ms: slow_ms.clone(),
     };
     let ground = Ground::start(core, store, Arc::new(SimClock::new(t0())), &[])
         .await
@@ -673,6 +681,30 @@ async fn a_full_disk_refuses_new_jobs_with_a_clear_error_and_loses_none_already_
     // Retried once the disk has room, the same key makes the job.
     let retried = app.clone().oneshot(post("lost")).await.expect("response");
     assert_eq!(retried.status(), StatusCode::CREATED);
+    // A resubmission racing a commit that fails is not told the job exists: it waits, and hears the failure.
+    slow_ms.store(200, std::sync::atomic::Ordering::SeqCst);
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let first = tokio::spawn(app.clone().oneshot(post("racing")));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let second = app.clone().oneshot(post("racing")).await.expect("response");
+    let first = first.await.expect("task").expect("response");
+    assert_eq!(first.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // And one racing a commit that succeeds is answered only once the job is durable.
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    let first = tokio::spawn(app.clone().oneshot(post("racing")));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let second = app.clone().oneshot(post("racing")).await.expect("response");
+    assert_eq!(second.status(), StatusCode::OK);
+    let body = second.into_body().collect().await.expect("body").to_bytes();
+    let view: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let id: odc_model::id::JobId = view["id"].as_str().expect("id").parse().expect("job id");
+    assert!(
+        ground.store().job(id).await.expect("store").is_some(),
+        "answered only once durable"
+    );
+    let first = first.await.expect("task").expect("response");
+    assert_eq!(first.status(), StatusCode::CREATED);
 }
 
 #[tokio::test]

@@ -39,6 +39,10 @@ fn three_daemons_return_every_result_right_with_one_killed_and_restarted_mid_run
     assert_eq!(count(&v, "kills"), 1, "{v}");
     // Results came back through contacts the daemons opened themselves.
     assert!(count(&v, "contacts") >= 3, "{v}");
+    // The daemons' own metrics endpoints report their batteries and hold a record of every job they ran.
+    let soc = v["node_state_of_charge"].as_f64().unwrap_or(-1.0);
+    assert!(soc > 0.0 && soc <= 1.0, "{v}");
+    assert!(count(&v, "node_jobs") >= 48, "{v}");
 }
 
 #[test]

@@ -134,6 +134,10 @@ pub struct LiveOutcome {
     pub simulated_h: f64,
     /// Node contacts the ground opened.
     pub contacts: u64,
+    /// The lowest state of charge the daemons' metrics endpoints gave at the end (0..1).
+    pub node_state_of_charge: f64,
+    /// Job records the daemons' metrics endpoints counted at the end, over all nodes and states.
+    pub node_jobs: u64,
 }
 
 /// Runs the live demo.
@@ -269,11 +273,14 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
             "listen = \"127.0.0.1:{http}\"\nlink_listen = \"127.0.0.1:{quic}\"\nnodes = [{node_list}]\nreplan_minutes = 5.0\n{time_keys}"
         ),
     )?;
+    let mut metrics_ports = Vec::new();
     for n in &nodes {
+        let metrics_port = free_port(false)?;
+        metrics_ports.push(metrics_port);
         std::fs::write(
             dir.join(format!("{n}.toml")),
             format!(
-                "node = \"{n}\"\nground = \"127.0.0.1:{quic}\"\nstore = \"{n}.db\"\n{time_keys}"
+                "node = \"{n}\"\nground = \"127.0.0.1:{quic}\"\nstore = \"{n}.db\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n{time_keys}"
             ),
         )?;
     }
@@ -455,6 +462,20 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
         .find_map(|l| l.strip_prefix("odc_ground_contacts_total "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
+    // The daemons' own metrics endpoints.
+    outcome.node_state_of_charge = f64::MAX;
+    for port in &metrics_ports {
+        let text = scrape(*port).unwrap_or_default();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+            if line.starts_with("odc_flight_state_of_charge{") {
+                outcome.node_state_of_charge =
+                    outcome.node_state_of_charge.min(value.unwrap_or(-1.0));
+            } else if line.starts_with("odc_flight_jobs{") {
+                outcome.node_jobs += value.unwrap_or(0.0) as u64;
+            }
+        }
+    }
     outcome.wall_s = begun.elapsed().as_secs_f64();
     outcome.simulated_h = (odc_model::time::Clock::now(&clock) - start).as_secs_f64() / 3600.0;
     for d in &mut daemons {
@@ -475,6 +496,17 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
         outcome.wall_s
     );
     Ok(outcome)
+}
+
+/// `GET /metrics` from a daemon on loopback.
+fn scrape(port: u16) -> anyhow::Result<String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nhost: localhost\r\n\r\n")?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Waits until a restarted ground answers again.

@@ -40,12 +40,21 @@ pub enum DaemonError {
     Accelerator(String),
 }
 
+/// Passes (start, end) from a time on, and the end of the span they cover.
+pub type PassSource =
+    Box<dyn FnMut(Instant) -> Result<(Vec<(Instant, Instant)>, Instant), String> + Send>;
+
 /// Everything a daemon runs with.
 pub struct DaemonConfig {
     /// The node.
     pub spec: NodeSpec,
     /// The node's passes over the stations, in time order (when it dials the ground).
     pub passes: Vec<(Instant, Instant)>,
+    /// The end of the span `passes` covers.
+    pub passes_until: Instant,
+    /// Computes the passes from a time on, and the end of the span they cover: called when less than half the
+    /// span is left, so a node that runs for weeks keeps dialling.
+    pub more_passes: PassSource,
     /// The ground's link address and identity.
     pub ground: (SocketAddr, Identity),
     /// The node's credentials.
@@ -256,6 +265,7 @@ pub async fn run(
     let mut running: Option<Running> = None;
     let mut next_sense = now;
     let mut busy_since_sense = false;
+    let mut refresh_passes_at = halfway(now, config.passes_until);
     let mut stats = FlightGauges::default();
     tokio::pin!(stop);
     loop {
@@ -335,6 +345,21 @@ pub async fn run(
                 }
             }
         }
+        // Passes ahead: computed again when half the span is used.
+        if now >= refresh_passes_at {
+            refresh_passes_at = match (config.more_passes)(now) {
+                Ok((passes, until)) => {
+                    tracing::info!(passes = passes.len(), until = %until, "passes computed ahead");
+                    config.passes = passes;
+                    config.passes_until = until;
+                    halfway(now, until)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the passes ahead could not be computed");
+                    now + Duration::from_hours(1)
+                }
+            };
+        }
         // Passes: dial at the start of one, hang up at its end.
         let in_pass = config.passes.iter().any(|&(a, b)| a <= now && now < b);
         if in_pass && contact.is_none() && now >= dial_at {
@@ -375,7 +400,7 @@ pub async fn run(
             *g = stats.clone();
         }
         // Sleep until the next thing: a wake-up of the core, a run's end, a reading, a pass edge.
-        let mut wake = next_sense;
+        let mut wake = next_sense.min(refresh_passes_at);
         if let Some(t) = core.poll_timeout(now) {
             wake = wake.min(t);
         }
@@ -440,6 +465,11 @@ pub async fn run(
     commit(&config.store, &mut core)?;
     endpoint.wait_idle().await;
     Ok(())
+}
+
+/// The moment half of the span from `from` to `until` is used.
+fn halfway(from: Instant, until: Instant) -> Instant {
+    from + Duration::from_secs_f64((until - from).as_secs_f64().max(0.0) / 2.0)
 }
 
 /// Commits what changed in the core.

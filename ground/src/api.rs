@@ -21,7 +21,7 @@ use base64::Engine as _;
 use odc_model::id::{JobId, ModelId, NodeId, TenantId};
 use odc_model::job::{BlobRef, Job, JobSpec, JobState, Priority};
 use odc_model::tenant::{Quota, Tenant, Usage, UsageRecord};
-use odc_model::time::{Clock, Instant};
+use odc_model::time::{Clock, Duration, Instant};
 use odc_model::wire::Envelope;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -291,6 +291,47 @@ impl<S: Store> Ground<S> {
             p.insert(record.token_hash, Principal::Tenant(record.tenant.id));
         }
         Ok(())
+    }
+
+    /// Keeps the geometry ahead of the clock: once less than half of `hours` of passes remain, computes `hours`
+    /// more from the element sets in force (off the async threads). Nothing without element sets.
+    pub async fn extend_geometry(&self, hours: f64) {
+        let now = self.clock.now();
+        let span = Duration::from_secs_f64(hours * 3600.0);
+        let Ok(end) = self.core().map(|c| c.horizon_end()) else {
+            return;
+        };
+        if end - now > Duration::from_secs_f64(hours * 1800.0) {
+            return;
+        }
+        let Some((catalog, stations)) = self
+            .orbits
+            .lock()
+            .ok()
+            .and_then(|b| b.as_ref().map(|b| (b.catalog(), b.stations().to_vec())))
+        else {
+            return;
+        };
+        let new_end = now + span;
+        let computed = tokio::task::spawn_blocking(move || {
+            odc_planner::scenario::orbit_geometry(&catalog, &stations, now, new_end)
+        })
+        .await;
+        match computed {
+            Ok(Ok(geometry)) => {
+                let out = {
+                    let Ok(mut core) = self.core() else {
+                        return;
+                    };
+                    core.extend_horizon(geometry, now, new_end, self.clock.now());
+                    Outbound::drain(&mut core)
+                };
+                tracing::info!(until = %new_end, "geometry extended");
+                self.send_out(out);
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "the geometry could not be extended"),
+            Err(e) => tracing::warn!(error = %e, "the geometry task failed"),
+        }
     }
 
     /// Gives the service the fleet's element sets and stations, so operators can upload fresher elements.

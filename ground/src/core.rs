@@ -585,6 +585,24 @@ impl GroundCore {
         self.links.contains_key(node)
     }
 
+    /// Geometry for every node up to a later horizon (computed from `from` on): the plans may reach further.
+    pub fn extend_horizon(
+        &mut self,
+        geometry: OrbitGeometry,
+        from: Instant,
+        end: Instant,
+        now: Instant,
+    ) {
+        if end <= self.config.horizon_end {
+            return;
+        }
+        self.config.horizon_end = end;
+        // Passes long over are of no more use to any plan.
+        let keep_after = now - Duration::from_hours(24);
+        self.config.contacts.retain(|c| c.end > keep_after);
+        self.update_orbits(geometry, from, now);
+    }
+
     /// New orbit geometry for some nodes (fresh elements), computed from `from` on: their passes after `from` and
     /// their sunlight are replaced, and the plan is redone with them.
     pub fn update_orbits(&mut self, geometry: OrbitGeometry, from: Instant, now: Instant) {

@@ -61,6 +61,13 @@ impl OrbitBook {
         }
     }
 
+    /// The element sets in force, as a catalog.
+    pub fn catalog(&self) -> Catalog {
+        Catalog {
+            satellites: self.satellites.values().cloned().collect(),
+        }
+    }
+
     /// The stations.
     pub fn stations(&self) -> &[Station] {
         &self.stations

@@ -192,9 +192,22 @@ async fn serve(file: FlightFile, base: PathBuf) -> anyhow::Result<()> {
         file.horizon_hours,
         store_path.display()
     ));
+    let (scenario, only, hours) = (
+        file.scenario.clone(),
+        vec![file.node.clone()],
+        file.horizon_hours,
+    );
+    let more_passes = Box::new(move |from: odc_model::time::Instant| {
+        let snapshot =
+            geometry(&scenario, &base, from, hours, &only).map_err(|e| format!("{e:#}"))?;
+        let passes = snapshot.contacts.iter().map(|c| (c.start, c.end)).collect();
+        Ok((passes, snapshot.horizon_end))
+    });
     let config = DaemonConfig {
         spec: node.spec.clone(),
         passes,
+        passes_until: snapshot.horizon_end,
+        more_passes,
         ground: (ground_addr, ground_id),
         credentials,
         ca,

@@ -276,6 +276,18 @@ async fn serve(file: GroundFile, base: PathBuf) -> anyhow::Result<()> {
             std::future::pending(),
         )))
     };
+    // Passes and shadows computed ahead as the clock moves on.
+    let extender = {
+        let ground = ground.clone();
+        let hours = file.horizon_hours;
+        let every = std::time::Duration::from_secs_f64((3600.0 / scaled.speed).clamp(0.2, 60.0));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                ground.extend_geometry(hours).await;
+            }
+        })
+    };
     // Ticks often enough for the clock's speed: ten simulated minutes between ticks at most.
     let period = std::time::Duration::from_secs_f64((600.0 / scaled.speed).clamp(0.05, 1.0));
     let ticker = {
@@ -293,6 +305,7 @@ async fn serve(file: GroundFile, base: PathBuf) -> anyhow::Result<()> {
         .await
         .context("the HTTP server failed")?;
     ticker.abort();
+    extender.abort();
     if let Some(links) = links {
         links.abort();
     }

@@ -41,6 +41,9 @@ pub struct LiveArgs {
     /// Longest wall time between two kills, milliseconds (each is drawn up to this).
     #[arg(long, default_value_t = 1500)]
     pub kill_every_ms: u64,
+    /// Hours of passes each service computes ahead (and again when half are used).
+    #[arg(long, default_value_t = 48.0)]
+    pub horizon_hours: f64,
     /// Give up after this many wall seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout_s: u64,
@@ -118,8 +121,11 @@ pub struct LiveOutcome {
     pub submitted: usize,
     /// Jobs delivered, with a result downloaded.
     pub delivered: usize,
-    /// Results whose class matches the tile's.
+    /// Results equal to the tile classifier's output for the input, computed here for comparison (same class, every
+    /// score within 1e-4).
     pub correct: usize,
+    /// Results whose class is the tile's true class (the model's accuracy, not the system's).
+    pub accurate: usize,
     /// Jobs the ground lists for the tenant (more than submitted would mean a job was made twice).
     pub listed: usize,
     /// Jobs in a final state other than delivered (expired, failed, cancelled).
@@ -259,8 +265,8 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
     let http = free_port(false)?;
     let quic = free_port(true)?;
     let time_keys = format!(
-        "time_start = \"{start}\"\ntime_anchor_unix_ms = {anchor}\ntime_speed = {}\nhorizon_hours = 48.0\n",
-        args.speed
+        "time_start = \"{start}\"\ntime_anchor_unix_ms = {anchor}\ntime_speed = {}\nhorizon_hours = {}\n",
+        args.speed, args.horizon_hours
     );
     let node_list = nodes
         .iter()
@@ -341,7 +347,12 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
         .as_str()
         .context("the ground's answer has no tenant token")?;
     let tenant = Connection::new(&url, token);
-    // Tiles of known classes, each submitted once with a deadline a day ahead on the ground's clock.
+    // Tiles of known classes, each submitted once with a deadline a day ahead on the ground's clock; the model is
+    // run here too, as the reference each result must equal.
+    let mut reference = odc_accel::cpu::CandleBackend::cpu(10.0, 100.0);
+    odc_accel::Accelerator::load(&mut reference, &odc_accel::ModelArtifact::tile_classifier())
+        .map_err(|e| anyhow::anyhow!("reference model: {e}"))?;
+    let mut ids = odc_model::id::IdGenerator::seeded(1);
     let mut expected = Vec::new();
     for k in 0..args.jobs {
         let class = Class::ALL[k % Class::ALL.len()];
@@ -356,7 +367,34 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
         });
         let job = tenant.json("POST", "/v1/jobs", Some(&body.to_string()))?;
         let id = job["id"].as_str().context("no job id")?.to_string();
-        expected.push((id, class));
+        let model = odc_model::id::ModelId::new(odc_accel::model::TILE_CLASSIFIER)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let tenant_id = ids.tenant(start);
+        let batch = odc_accel::Batch {
+            model,
+            tenant: tenant_id,
+            inputs: vec![odc_accel::JobInput {
+                job: ids.job(start),
+                tenant: tenant_id,
+                shape: vec![
+                    odc_accel::tiles::BANDS,
+                    odc_accel::tiles::SIDE,
+                    odc_accel::tiles::SIDE,
+                ],
+                data: input,
+            }],
+            budget: Duration::from_secs(60),
+        };
+        let out = odc_accel::Accelerator::run(&mut reference, &batch)
+            .map_err(|e| anyhow::anyhow!("reference run: {e}"))?;
+        let scores = out
+            .outputs
+            .into_iter()
+            .next()
+            .and_then(|o| o.result.ok())
+            .map(|b| odc_accel::f32s(&b))
+            .context("the reference run gave no output")?;
+        expected.push((id, class, scores));
     }
     println!("tenant earth-watch submitted {} tiles", expected.len());
     let mut outcome = LiveOutcome {
@@ -434,20 +472,32 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
         std::thread::sleep(Duration::from_millis(20));
     }
     outcome.listed = states.len();
-    for (id, class) in &expected {
+    let argmax = |values: &[f32]| {
+        values
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i)
+    };
+    for (id, class, scores) in &expected {
         match states.get(id).map(String::as_str) {
             Some("delivered") => {
                 let reply = tenant.call("GET", &format!("/v1/jobs/{id}/result"), None)?;
                 if reply.status == 200 {
                     outcome.delivered += 1;
                     let values = odc_accel::f32s(&reply.body);
-                    let label = values
-                        .iter()
-                        .enumerate()
-                        .max_by(|a, b| a.1.total_cmp(b.1))
-                        .map(|(i, _)| i);
-                    if label == Some(*class as usize) {
+                    let label = argmax(&values);
+                    if label == argmax(scores)
+                        && values.len() == scores.len()
+                        && values
+                            .iter()
+                            .zip(scores)
+                            .all(|(a, b)| (a - b).abs() <= 1e-4)
+                    {
                         outcome.correct += 1;
+                    }
+                    if label == Some(*class as usize) {
+                        outcome.accurate += 1;
                     }
                 }
             }
@@ -483,10 +533,11 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
     }
     ground.terminate();
     println!(
-        "{} of {} jobs delivered, {} classified correctly, {} lost; {} listed; {} node contacts; {} kill -9 restarts of a daemon, {} of the ground; {:.1} simulated hours in {:.1} s",
+        "{} of {} jobs delivered, {} equal to the reference inference ({} of the true class), {} lost; {} listed; {} node contacts; {} kill -9 restarts of a daemon, {} of the ground; {:.1} simulated hours in {:.1} s",
         outcome.delivered,
         outcome.submitted,
         outcome.correct,
+        outcome.accurate,
         outcome.lost,
         outcome.listed,
         outcome.contacts,

@@ -298,27 +298,11 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
     }
     let url = format!("http://127.0.0.1:{http}");
     let token_file = dir.join("operator.token");
-    let ready = Instant::now() + Duration::from_secs(60);
-    let operator = loop {
-        if let Ok(t) = std::fs::read_to_string(&token_file)
-            && Connection::new(&url, t.trim())
-                .call("GET", "/v1/ops/tenants", None)
-                .is_ok_and(|r| r.status == 200)
-        {
-            break Connection::new(&url, t.trim());
-        }
-        if let Some(status) = ground.exited() {
-            bail!(
-                "the ground stopped ({status}); see {}",
-                dir.join("ground.log").display()
-            );
-        }
-        anyhow::ensure!(
-            Instant::now() < ready,
-            "the ground did not come up within a minute"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let operator = wait_for(&mut ground, dir, "come up", || {
+        let token = std::fs::read_to_string(&token_file).ok()?;
+        let operator = Connection::new(&url, token.trim());
+        answers(&operator).then_some(operator)
+    })?;
     println!(
         "live constellation: ground on {url}, {} flight daemons ({}) linking over QUIC in their passes, {}x real time",
         nodes.len(),
@@ -420,10 +404,12 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
             ground.kill9();
             outcome.ground_kills += 1;
             ground = Proc::spawn(&exe, dir, "ground", &["ground", "--config", "ground.toml"])?;
-            wait_ready(&operator, &mut ground, dir)?;
+            wait_for(&mut ground, dir, "come back", || {
+                answers(&operator).then_some(())
+            })?;
             next_ground_kill = Instant::now() + kill_gap(&mut rng, 4 * args.kill_every_ms);
         }
-        for d in daemons.iter_mut().skip(1) {
+        for d in &mut daemons {
             if let Some(status) = d.exited() {
                 bail!(
                     "flight daemon {} stopped ({status}); see its log in {}",
@@ -560,15 +546,24 @@ fn scrape(port: u16) -> anyhow::Result<String> {
     Ok(text)
 }
 
-/// Waits until a restarted ground answers again.
-fn wait_ready(operator: &Connection, ground: &mut Proc, dir: &Path) -> anyhow::Result<()> {
-    let ready = Instant::now() + Duration::from_secs(60);
+/// Whether the ground answers an operator.
+fn answers(operator: &Connection) -> bool {
+    operator
+        .call("GET", "/v1/ops/tenants", None)
+        .is_ok_and(|r| r.status == 200)
+}
+
+/// Polls `ready` until it gives a value, for a minute at most, failing at once if the ground exits.
+fn wait_for<T>(
+    ground: &mut Proc,
+    dir: &Path,
+    what: &str,
+    mut ready: impl FnMut() -> Option<T>,
+) -> anyhow::Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if operator
-            .call("GET", "/v1/ops/tenants", None)
-            .is_ok_and(|r| r.status == 200)
-        {
-            return Ok(());
+        if let Some(value) = ready() {
+            return Ok(value);
         }
         if let Some(status) = ground.exited() {
             bail!(
@@ -577,8 +572,8 @@ fn wait_ready(operator: &Connection, ground: &mut Proc, dir: &Path) -> anyhow::R
             );
         }
         anyhow::ensure!(
-            Instant::now() < ready,
-            "the ground did not come back within a minute"
+            Instant::now() < deadline,
+            "the ground did not {what} within a minute"
         );
         std::thread::sleep(Duration::from_millis(50));
     }

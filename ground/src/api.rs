@@ -726,6 +726,21 @@ async fn nodes<S: Store>(
     Ok(Json(g.core()?.node_status(now)))
 }
 
+#[utoipa::path(get, path = "/v1/ops/nodes/{id}/telemetry", tag = "operator", params(("id" = String, Path, description = "Node id")), security(("bearer" = [])), responses((status = 200, description = "The node's recent telemetry, oldest first: charge, temperatures, utilisation, queue and outbox, storage, eclipse, plan generation", body = Object), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+async fn telemetry<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    g.operator_caller(&headers)?;
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such node");
+    let node = NodeId::new(&id).map_err(|_| not_found())?;
+    let core = g.core()?;
+    let history: Vec<&odc_model::telemetry::NodeTelemetry> =
+        core.telemetry(&node).ok_or_else(not_found)?.collect();
+    Ok(Json(history).into_response())
+}
+
 #[utoipa::path(get, path = "/v1/ops/alarms", tag = "operator", security(("bearer" = [])), responses((status = 200, description = "Conditions needing attention: battery_low, overheating, node_silent, station_down, jobs_expired, store_failing", body = Object), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 async fn alarms<S: Store>(
     State(g): State<Arc<Ground<S>>>,
@@ -925,7 +940,7 @@ async fn upload_orbits<S: Store>(
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "odc ground", description = "Tenant and operator APIs of the odc control plane."),
-    paths(submit, list, status, cancel, result, usage, create_tenant, list_tenants, audit, plan, nodes, alarms, stations, station_status, orbits, upload_orbits),
+    paths(submit, list, status, cancel, result, usage, create_tenant, list_tenants, audit, plan, nodes, alarms, stations, station_status, orbits, upload_orbits, telemetry),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -964,6 +979,7 @@ pub fn router<S: Store>(ground: Arc<Ground<S>>, max_body_bytes: usize) -> Router
         .route("/v1/ops/audit", get(audit::<S>))
         .route("/v1/ops/plan", get(plan::<S>))
         .route("/v1/ops/nodes", get(nodes::<S>))
+        .route("/v1/ops/nodes/{id}/telemetry", get(telemetry::<S>))
         .route("/v1/ops/orbits", get(orbits::<S>).post(upload_orbits::<S>))
         .route("/v1/ops/alarms", get(alarms::<S>))
         .route("/v1/ops/stations", get(stations::<S>))

@@ -123,7 +123,12 @@ struct LinkState {
     telemetry: Option<NodeTelemetry>,
     /// When the node was last heard from (directly).
     last_heard: Option<Instant>,
+    /// Its recent telemetry, oldest first.
+    history: VecDeque<NodeTelemetry>,
 }
+
+/// Telemetry snapshots kept per node (a node reports at every contact: days of them).
+pub const TELEMETRY_KEPT: usize = 500;
 
 /// What the ground knows of one node, for operators.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -634,6 +639,11 @@ impl GroundCore {
         self.config.horizon_end
     }
 
+    /// A node's recent telemetry, oldest first (`None` for a node the ground does not know).
+    pub fn telemetry(&self, node: &NodeId) -> Option<impl Iterator<Item = &NodeTelemetry>> {
+        self.links.get(node).map(|l| l.history.iter())
+    }
+
     /// Every node as the ground knows it at `now`.
     pub fn node_status(&self, now: Instant) -> Vec<NodeStatus> {
         self.config
@@ -979,6 +989,10 @@ impl GroundCore {
             }
             Message::Telemetry(t) => {
                 if let Some(l) = self.links.get_mut(node) {
+                    if l.history.len() == TELEMETRY_KEPT {
+                        l.history.pop_front();
+                    }
+                    l.history.push_back(t.clone());
                     l.telemetry = Some(t);
                 }
             }

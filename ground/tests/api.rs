@@ -481,6 +481,7 @@ async fn the_openapi_document_describes_every_route() {
         ("/v1/ops/audit", "get"),
         ("/v1/ops/plan", "get"),
         ("/v1/ops/nodes", "get"),
+        ("/v1/ops/nodes/{id}/telemetry", "get"),
         ("/v1/ops/orbits", "get"),
         ("/v1/ops/orbits", "post"),
         ("/v1/ops/alarms", "get"),
@@ -761,6 +762,19 @@ async fn operators_see_nodes_stations_and_alarms_and_take_a_station_down() {
     assert_eq!(nodes[0]["node"], "n1", "{nodes}");
     assert_eq!(nodes[0]["incarnation"], 0, "never heard: {nodes}");
     assert_eq!(get("/v1/ops/alarms").await, serde_json::json!([]));
+    assert_eq!(
+        get("/v1/ops/nodes/n1/telemetry").await,
+        serde_json::json!([])
+    );
+    let (status, _) = call(
+        &api,
+        "GET",
+        "/v1/ops/nodes/nope/telemetry",
+        Some("token-op"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let stations = get("/v1/ops/stations").await;
     assert_eq!(stations[0]["id"], "gs");
     assert_eq!(stations[0]["up"], true);

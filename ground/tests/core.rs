@@ -256,6 +256,7 @@ fn alarms_name_a_drained_hot_node_and_one_silent_through_its_passes() {
             ("overheating".to_string(), "Critical".to_string())
         ]
     );
+    assert_eq!(s.ground.telemetry(&s.node).map(Iterator::count), Some(1));
     let status = s.ground.node_status(later);
     assert_eq!(status[0].missed_passes, 0);
     assert_eq!(status[0].last_heard, Some(later));

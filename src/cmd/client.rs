@@ -119,6 +119,12 @@ enum OpsCommand {
     Tenants,
     /// Every node: contact, last telemetry, open jobs, next pass, passes missed.
     Nodes,
+    /// A node's recent telemetry, oldest first.
+    Telemetry {
+        /// The node's id.
+        #[arg(long)]
+        node: String,
+    },
     /// Conditions needing attention (low battery, overheating, silent nodes, stations down, expired jobs).
     Alarms,
     /// The ground stations and whether each is up.
@@ -359,6 +365,9 @@ pub fn ops(args: OpsArgs) -> anyhow::Result<()> {
         OpsCommand::Tenants => print(&c.json("GET", "/v1/ops/tenants", None)?),
         OpsCommand::Nodes => print(&c.json("GET", "/v1/ops/nodes", None)?),
         OpsCommand::Alarms => print(&c.json("GET", "/v1/ops/alarms", None)?),
+        OpsCommand::Telemetry { node } => {
+            print(&c.json("GET", &format!("/v1/ops/nodes/{node}/telemetry"), None)?)
+        }
         OpsCommand::Stations => print(&c.json("GET", "/v1/ops/stations", None)?),
         OpsCommand::StationStatus { station, status } => {
             let up = match status.as_str() {

@@ -144,6 +144,8 @@ pub struct LiveOutcome {
     pub node_state_of_charge: f64,
     /// Job records the daemons' metrics endpoints counted at the end, over all nodes and states.
     pub node_jobs: u64,
+    /// Telemetry reports the ground holds from the daemons (one per contact).
+    pub telemetry_reports: usize,
 }
 
 /// Runs the live demo.
@@ -498,6 +500,10 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
         .find_map(|l| l.strip_prefix("odc_ground_contacts_total "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
+    for n in &nodes {
+        let reports = operator.json("GET", &format!("/v1/ops/nodes/{n}/telemetry"), None)?;
+        outcome.telemetry_reports += reports.as_array().map_or(0, Vec::len);
+    }
     // The daemons' own metrics endpoints.
     outcome.node_state_of_charge = f64::MAX;
     for port in &metrics_ports {

@@ -24,7 +24,7 @@ use odc_model::tenant::{Quota, Tenant, Usage, UsageRecord};
 use odc_model::time::{Clock, Duration, Instant};
 use odc_model::wire::Envelope;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
@@ -332,6 +332,80 @@ impl<S: Store> Ground<S> {
             Ok(Err(e)) => tracing::warn!(error = %e, "the geometry could not be extended"),
             Err(e) => tracing::warn!(error = %e, "the geometry task failed"),
         }
+    }
+
+    /// Applies uploads of element sets in order: fresher epochs replace those in force, and the satellites that
+    /// moved get their passes and sunlight computed again (off the async threads) and the plan redone.
+    async fn apply_orbits(&self, texts: &[&str], now: Instant) -> Result<OrbitUpload, ApiError> {
+        let (report, changed, stations) = {
+            let mut book = self.orbits.lock().map_err(|_| ApiError::poisoned())?;
+            let book = book.as_mut().ok_or_else(no_orbits)?;
+            let mut report = OrbitUpload::default();
+            let mut moved: BTreeMap<u64, odc_ephemeris::Satellite> = BTreeMap::new();
+            for text in texts {
+                let Ok((r, changed)) = book.upload(text, now) else {
+                    continue;
+                };
+                report.accepted.extend(r.accepted);
+                report.stale.extend(r.stale);
+                report.unknown.extend(r.unknown);
+                report.rejected.extend(r.rejected);
+                for sat in changed.satellites {
+                    moved.insert(sat.norad_id, sat);
+                }
+            }
+            let changed = odc_ephemeris::Catalog {
+                satellites: moved.into_values().collect(),
+            };
+            (report, changed, book.stations().to_vec())
+        };
+        if changed.satellites.is_empty() {
+            return Ok(report);
+        }
+        let end = self.core()?.horizon_end();
+        let geometry = tokio::task::spawn_blocking(move || {
+            odc_planner::scenario::orbit_geometry(&changed, &stations, now, end)
+        })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|e| bad_request(format!("the new elements give no geometry: {e}")))?;
+        let out = {
+            let mut core = self.core()?;
+            let now = self.clock.now();
+            core.update_orbits(geometry, now, now);
+            Outbound::drain(&mut core)
+        };
+        self.send_out(out);
+        Ok(report)
+    }
+
+    /// Replays the operators' fleet changes the store holds (station status, orbit uploads), after a restart.
+    pub async fn replay_fleet_changes(&self) -> Result<(), StoreError> {
+        let changes = self.store.fleet_changes().await?;
+        let now = self.clock.now();
+        let mut uploads = Vec::new();
+        for (kind, key, value) in &changes {
+            match kind.as_str() {
+                "station" => {
+                    if let (Ok(id), Ok(mut core)) =
+                        (odc_model::id::StationId::new(key), self.core())
+                    {
+                        core.station_status(&id, value == "up", now);
+                    }
+                }
+                "orbits" => uploads.push(value.as_str()),
+                other => tracing::warn!(
+                    kind = other,
+                    "an unknown fleet change in the store; skipped"
+                ),
+            }
+        }
+        if !uploads.is_empty()
+            && let Err(e) = self.apply_orbits(&uploads, now).await
+        {
+            tracing::warn!(error = %e.message, "stored orbit uploads could not be applied");
+        }
+        Ok(())
     }
 
     /// Gives the service the fleet's element sets and stations, so operators can upload fresher elements.
@@ -809,23 +883,19 @@ async fn station_status<S: Store>(
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such station");
     let station = odc_model::id::StationId::new(&id).map_err(|_| not_found())?;
     let now = g.clock.now();
-    let view = {
-        let mut core = g.core()?;
-        let spec = core
-            .stations()
-            .find(|(s, _)| s.id == station)
-            .map(|(s, _)| s.clone())
-            .ok_or_else(not_found)?;
-        core.station_status(&station, change.up, now);
-        StationView {
-            spec,
-            up: change.up,
-        }
-    };
+    let spec = g
+        .core()?
+        .stations()
+        .find(|(s, _)| s.id == station)
+        .map(|(s, _)| s.clone())
+        .ok_or_else(not_found)?;
+    // Durable first: a restart replays it.
     g.store
-        .put_jobs(
-            &[],
-            &[AuditEntry {
+        .put_fleet_change(
+            "station",
+            station.as_str(),
+            if change.up { "up" } else { "down" },
+            &AuditEntry {
                 at: now,
                 who: "operator".into(),
                 action: if change.up {
@@ -835,10 +905,15 @@ async fn station_status<S: Store>(
                 }
                 .into(),
                 target: station.to_string(),
-            }],
+            },
         )
         .await
         .map_err(ApiError::store)?;
+    g.core()?.station_status(&station, change.up, now);
+    let view = StationView {
+        spec,
+        up: change.up,
+    };
     Ok(Json(view).into_response())
 }
 
@@ -889,50 +964,26 @@ async fn upload_orbits<S: Store>(
     let text = std::str::from_utf8(&body)
         .map_err(|_| bad_request("the body is not UTF-8 text (TLE or OMM JSON)"))?;
     let now = g.clock.now();
-    let (report, changed, stations) = {
-        let mut book = g.orbits.lock().map_err(|_| ApiError::poisoned())?;
-        let book = book.as_mut().ok_or_else(no_orbits)?;
-        let (report, changed) = book
-            .upload(text, now)
-            .map_err(|e| bad_request(e.to_string()))?;
-        (report, changed, book.stations().to_vec())
-    };
-    if !changed.satellites.is_empty() {
-        let end = g.core()?.horizon_end();
-        // Passes and shadows of the satellites that moved, from now to the horizon: seconds of work, off the
-        // request threads.
-        let geometry = tokio::task::spawn_blocking(move || {
-            odc_planner::scenario::orbit_geometry(&changed, &stations, now, end)
-        })
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-        .map_err(|e| bad_request(format!("the new elements give no geometry: {e}")))?;
-        let now = g.clock.now();
-        let out = {
-            let mut core = g.core()?;
-            core.update_orbits(geometry, now, now);
-            Outbound::drain(&mut core)
-        };
-        g.send_out(out);
+    if g.orbits.lock().map_err(|_| ApiError::poisoned())?.is_none() {
+        return Err(no_orbits());
     }
+    let parsed = OrbitBook::check(text).map_err(|e| bad_request(e.to_string()))?;
+    // Durable before it takes effect: a restart replays every upload in order (older epochs lose again).
     g.store
-        .put_jobs(
-            &[],
-            &[AuditEntry {
+        .put_fleet_change(
+            "orbits",
+            "",
+            text,
+            &AuditEntry {
                 at: now,
                 who: "operator".into(),
                 action: "orbits.upload".into(),
-                target: format!(
-                    "{} accepted, {} stale, {} unknown, {} rejected",
-                    report.accepted.len(),
-                    report.stale.len(),
-                    report.unknown.len(),
-                    report.rejected.len()
-                ),
-            }],
+                target: format!("{} element set(s)", parsed.catalog.satellites.len()),
+            },
         )
         .await
         .map_err(ApiError::store)?;
+    let report = g.apply_orbits(&[text], now).await?;
     Ok(Json(report))
 }
 

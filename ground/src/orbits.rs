@@ -91,6 +91,21 @@ impl OrbitBook {
         }
     }
 
+    /// Reads an upload, refusing one with no usable element set (saying why).
+    pub fn check(text: &str) -> Result<LenientCatalog, UploadError> {
+        let lenient = Self::parse(text)?;
+        if lenient.catalog.satellites.is_empty() {
+            return Err(UploadError(match lenient.rejected.first() {
+                Some(first) => format!(
+                    "no usable element set ({} record(s) refused; first: {first})",
+                    lenient.rejected.len()
+                ),
+                None => "no element set in the upload (TLE text or an OMM JSON document)".into(),
+            }));
+        }
+        Ok(lenient)
+    }
+
     /// Applies an upload at `now`: returns what happened to each record, and the satellites whose elements
     /// changed (their geometry must be computed again).
     pub fn upload(

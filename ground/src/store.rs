@@ -111,6 +111,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<UsageRecord>, StoreError>> + Send;
     /// The audit log, oldest first.
     fn audit_log(&self) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
+    /// Records an operator's change to the fleet (`kind`: a station's status, an orbit upload) with its audit
+    /// entry, in one transaction: what a restart replays.
+    fn put_fleet_change(
+        &self,
+        kind: &str,
+        key: &str,
+        value: &str,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The fleet changes, oldest first: (kind, key, value).
+    fn fleet_changes(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(String, String, String)>, StoreError>> + Send;
 }
 
 /// The embedded default: one SQLite file.
@@ -140,6 +153,12 @@ const SCHEMA: &[&str] = &[
         tenant TEXT NOT NULL,
         record TEXT NOT NULL
     )",
+    "CREATE TABLE IF NOT EXISTS fleet (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL
+    )",
     "CREATE TABLE IF NOT EXISTS audit (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         at_ms INTEGER NOT NULL,
@@ -148,6 +167,17 @@ const SCHEMA: &[&str] = &[
         target TEXT NOT NULL
     )",
 ];
+
+/// The statement that appends one audit entry.
+fn insert_audit(
+    a: &AuditEntry,
+) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    sqlx::query("INSERT INTO audit (at_ms, who, action, target) VALUES (?, ?, ?, ?)")
+        .bind(a.at.unix_ms())
+        .bind(&a.who)
+        .bind(&a.action)
+        .bind(&a.target)
+}
 
 impl SqliteStore {
     /// Opens (creating if needed) the store in one file.
@@ -275,13 +305,7 @@ impl Store for SqliteStore {
             }
         }
         for a in audit {
-            sqlx::query("INSERT INTO audit (at_ms, who, action, target) VALUES (?, ?, ?, ?)")
-                .bind(a.at.unix_ms())
-                .bind(&a.who)
-                .bind(&a.action)
-                .bind(&a.target)
-                .execute(&mut *tx)
-                .await?;
+            insert_audit(a).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -383,6 +407,40 @@ impl Store for SqliteStore {
                     action: row.try_get("action")?,
                     target: row.try_get("target")?,
                 })
+            })
+            .collect()
+    }
+
+    async fn put_fleet_change(
+        &self,
+        kind: &str,
+        key: &str,
+        value: &str,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO fleet (kind, key, value) VALUES (?, ?, ?)")
+            .bind(kind)
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+        insert_audit(audit).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fleet_changes(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT kind, key, value FROM fleet ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("kind")?,
+                    row.try_get("key")?,
+                    row.try_get("value")?,
+                ))
             })
             .collect()
     }

@@ -600,6 +600,21 @@ impl Store for FlakyStore {
     ) -> Result<Vec<odc_model::tenant::UsageRecord>, odc_ground::store::StoreError> {
         self.inner.usage_of(t).await
     }
+    async fn put_fleet_change(
+        &self,
+        kind: &str,
+        key: &str,
+        value: &str,
+        audit: &odc_ground::store::AuditEntry,
+    ) -> Result<(), odc_ground::store::StoreError> {
+        self.check()?;
+        self.inner.put_fleet_change(kind, key, value, audit).await
+    }
+    async fn fleet_changes(
+        &self,
+    ) -> Result<Vec<(String, String, String)>, odc_ground::store::StoreError> {
+        self.inner.fleet_changes().await
+    }
     async fn audit_log(
         &self,
     ) -> Result<Vec<odc_ground::store::AuditEntry>, odc_ground::store::StoreError> {

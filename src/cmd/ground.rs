@@ -232,6 +232,11 @@ async fn serve(file: GroundFile, base: PathBuf) -> anyhow::Result<()> {
     if let Some(book) = orbit_book(&file.scenario, &base, &file.nodes)? {
         ground.set_orbits(book);
     }
+    // Station status and orbit uploads operators made before this start.
+    ground
+        .replay_fleet_changes()
+        .await
+        .context("cannot replay the fleet changes in the store")?;
     let listener = tokio::net::TcpListener::bind(&file.listen)
         .await
         .with_context(|| format!("cannot listen on {}", file.listen))?;

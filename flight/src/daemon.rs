@@ -4,8 +4,9 @@
 //! One task owns the core and runs its loop: read the sensors, start what is due on the accelerator, finish runs,
 //! take in what the ground delivered. After every step that changes the core, the store commits what changed
 //! **before** anything the core wants sent leaves the process: an acknowledgement (a receipt, a report, a result)
-//! is never sent for a state that a `kill -9` could still undo. When the node's computed pass over a station
-//! begins, a second task dials the ground and carries the node's session over QUIC until the pass ends.
+//! is never sent for a state that a `kill -9` could still undo. When a pass over a station begins (one the node
+//! predicted from its own elements, or a contact the plan in force books from the ground's), a second task dials
+//! the ground and carries the node's session over QUIC until the pass ends.
 
 use crate::core::{Action, FlightCore, RunOutput};
 use crate::governor::GovernorConfig;
@@ -361,7 +362,15 @@ pub async fn run(
             };
         }
         // Passes: dial at the start of one, hang up at its end.
-        let in_pass = config.passes.iter().any(|&(a, b)| a <= now && now < b);
+        // In a pass it predicted itself, or in a contact the plan in force books (the ground's prediction, from
+        // the freshest element sets operators uploaded).
+        let in_pass = config.passes.iter().any(|&(a, b)| a <= now && now < b)
+            || core
+                .durable()
+                .plan
+                .iter()
+                .flat_map(|p| p.contacts.iter())
+                .any(|c| &c.node == core.node() && c.start <= now && now < c.end);
         if in_pass && contact.is_none() && now >= dial_at {
             if let Some((session, rx)) = parked.take() {
                 let (stop_tx, stop_rx) = oneshot::channel();
@@ -407,10 +416,18 @@ pub async fn run(
         if let Some(r) = &running {
             wake = wake.min(r.done_at);
         }
+        let plan_edges = core
+            .durable()
+            .plan
+            .iter()
+            .flat_map(|p| p.contacts.iter())
+            .filter(|c| &c.node == core.node())
+            .flat_map(|c| [c.start, c.end]);
         if let Some(edge) = config
             .passes
             .iter()
             .flat_map(|&(a, b)| [a, b])
+            .chain(plan_edges)
             .filter(|&t| t > now)
             .min()
         {

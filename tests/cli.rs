@@ -523,7 +523,7 @@ fn start_ground(dir: &std::path::Path) -> (std::process::Child, String) {
         .expect("banner");
     let url = line
         .split_whitespace()
-        .find(|w| w.starts_with("http://"))
+        .find(|w| w.starts_with("http://") || w.starts_with("https://"))
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
     (child, url)
@@ -710,4 +710,56 @@ fn the_ground_service_keeps_accepted_jobs_across_a_restart_and_clients_see_only_
         .output()
         .expect("runs");
     assert!(String::from_utf8_lossy(&printed.stdout).contains("listen = \"127.0.0.1:8080\""));
+}
+
+#[test]
+fn the_api_serves_https_with_a_certificate_from_the_constellation_ca() {
+    let dir = tempdir();
+    let pki = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_odc"))
+            .args(["pki"])
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("odc pki runs");
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    pki(&["init", "--dir", "pki"]);
+    pki(&["issue", "--dir", "pki", "--api", "127.0.0.1,localhost"]);
+    pki(&["init", "--dir", "other"]);
+    std::fs::write(
+        dir.join("ground.toml"),
+        "listen = \"127.0.0.1:0\"\napi_tls_cert = \"pki/api.pem\"\napi_tls_key = \"pki/api.key\"\n",
+    )
+    .expect("config");
+    let (mut ground, url) = start_ground(&dir);
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let operator = std::fs::read_to_string(dir.join("operator.token")).expect("operator token");
+    let operator = operator.trim();
+    let with_ca = |ca: &str| {
+        let mut args = vec!["ops", "tenants", "--ca", ca];
+        if ca.is_empty() {
+            args.truncate(2);
+        }
+        client(&dir, &url, operator, &args)
+    };
+    let out = with_ca("pki/ca.pem");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    // No CA given, or one the certificate does not chain to: refused, and said so.
+    let out = with_ca("");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--ca"), "{}", stderr(&out));
+    let out = with_ca("other/ca.pem");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).to_lowercase().contains("certificate"),
+        "{}",
+        stderr(&out)
+    );
+    // Plain HTTP to the HTTPS port gets no answer it could take for the API's.
+    let plain = url.replacen("https://", "http://", 1);
+    let out = client(&dir, &plain, operator, &["ops", "tenants"]);
+    assert!(!out.status.success());
+    stop(&mut ground);
 }

@@ -650,12 +650,17 @@ async fn list_tenants<S: Store>(
 }
 
 /// Serves the APIs on a bound listener until `shutdown` resolves; requests in flight then finish.
-pub async fn serve<S: Store>(
-    listener: tokio::net::TcpListener,
+/// The listener may be plain TCP or [`crate::tls::TlsListener`] (HTTPS).
+pub async fn serve<S: Store, L>(
+    listener: L,
     ground: Arc<Ground<S>>,
     max_body_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router(ground, max_body_bytes))
         .with_graceful_shutdown(shutdown)
         .await

@@ -9,5 +9,6 @@ pub mod dispatch;
 pub mod metrics;
 pub mod orbits;
 pub mod store;
+pub mod tls;
 
 pub use core::{Delivery, GroundConfig, GroundCore, NodeInfo, ReplanRecord, SubmitError};

@@ -19,6 +19,10 @@ pub struct Connection {
     /// Bearer token (default `$ODC_TOKEN`).
     #[arg(long, global = true)]
     token: Option<String>,
+    /// For https:// URLs: the certificate authority the ground's certificate must chain to (PEM; default
+    /// `$ODC_CA`).
+    #[arg(long, global = true)]
+    ca: Option<PathBuf>,
 }
 
 /// `odc tenant`.
@@ -153,6 +157,10 @@ enum OpsCommand {
     Plan,
 }
 
+/// A byte stream both ways: plain TCP or TLS over it.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
 /// An answer from the ground.
 pub struct Reply {
     /// HTTP status.
@@ -167,24 +175,73 @@ impl Connection {
         Connection {
             url: Some(url.to_string()),
             token: Some(token.to_string()),
+            ca: None,
         }
     }
 
-    fn base(&self) -> anyhow::Result<(String, String)> {
+    /// The same, trusting `ca` for https:// URLs.
+    pub fn with_ca(mut self, ca: &std::path::Path) -> Connection {
+        self.ca = Some(ca.to_path_buf());
+        self
+    }
+
+    /// Whether the URL is https, its host (with port) and its path prefix.
+    fn base(&self) -> anyhow::Result<(bool, String, String)> {
         let url = self
             .url
             .clone()
             .or_else(|| std::env::var("ODC_URL").ok())
             .unwrap_or_else(|| "http://127.0.0.1:8080".into());
-        let rest = url
-            .strip_prefix("http://")
-            .with_context(|| format!("{url}: only http:// URLs are supported"))?;
+        let (tls, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+            (Some(rest), _) => (true, rest),
+            (None, Some(rest)) => (false, rest),
+            _ => bail!("{url}: only http:// and https:// URLs are supported"),
+        };
         let (host, prefix) = match rest.split_once('/') {
             Some((h, p)) => (h.to_string(), format!("/{}", p.trim_end_matches('/'))),
             None => (rest.to_string(), String::new()),
         };
         anyhow::ensure!(!host.is_empty(), "{url}: no host");
-        Ok((host, prefix))
+        Ok((tls, host, prefix))
+    }
+
+    /// A TLS session to `host` (name or IP, port stripped) trusting only the configured CA.
+    fn tls(&self, host: &str) -> anyhow::Result<rustls::ClientConnection> {
+        use rustls_pki_types::pem::PemObject as _;
+        let ca = self
+            .ca
+            .clone()
+            .or_else(|| std::env::var_os("ODC_CA").map(PathBuf::from))
+            .context("an https:// URL needs the CA to trust: give --ca FILE or set ODC_CA")?;
+        let pem = std::fs::read(&ca).with_context(|| format!("cannot read {}", ca.display()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+            let cert =
+                cert.map_err(|e| anyhow::anyhow!("{}: not PEM certificates ({e})", ca.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", ca.display()))?;
+        }
+        anyhow::ensure!(!roots.is_empty(), "{}: no certificate in it", ca.display());
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| anyhow::anyhow!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let name = host
+            .rsplit_once(':')
+            .map_or(host, |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let server = rustls_pki_types::ServerName::try_from(name.clone())
+            .map_err(|_| anyhow::anyhow!("{name} is not a valid server name"))?;
+        Ok(rustls::ClientConnection::new(
+            std::sync::Arc::new(config),
+            server,
+        )?)
     }
 
     fn token(&self) -> anyhow::Result<String> {
@@ -196,25 +253,39 @@ impl Connection {
 
     /// One request over a fresh connection (HTTP/1.1, `Connection: close`).
     pub fn call(&self, method: &str, path: &str, body: Option<&str>) -> anyhow::Result<Reply> {
-        let (host, prefix) = self.base()?;
+        let (tls, host, prefix) = self.base()?;
         let token = self.token()?;
-        let mut stream = TcpStream::connect(&host)
+        let tcp = TcpStream::connect(&host)
             .with_context(|| format!("cannot reach the ground at {host}"))?;
-        stream.set_read_timeout(Some(StdDuration::from_secs(120)))?;
+        tcp.set_read_timeout(Some(StdDuration::from_secs(120)))?;
+        let mut stream: Box<dyn ReadWrite> = if tls {
+            Box::new(rustls::StreamOwned::new(self.tls(&host)?, tcp))
+        } else {
+            Box::new(tcp)
+        };
         let body = body.unwrap_or("");
         let request = format!(
             "{method} {prefix}{path} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
             body.len()
         );
-        stream.write_all(request.as_bytes())?;
+        let what = if tls { "TLS with" } else { "request to" };
+        stream
+            .write_all(request.as_bytes())
+            .with_context(|| format!("{what} the ground at {host}"))?;
         let mut raw = Vec::new();
         stream
             .read_to_end(&mut raw)
-            .with_context(|| format!("no answer from {host}"))?;
+            .with_context(|| format!("{what} the ground at {host}: no answer"))?;
         let end = raw
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
-            .context("the ground's answer is not HTTP")?;
+            .with_context(|| {
+                if tls {
+                    "the ground's answer is not HTTP".to_string()
+                } else {
+                    "the ground's answer is not HTTP (if it serves HTTPS, use an https:// URL and --ca)".to_string()
+                }
+            })?;
         let head = String::from_utf8_lossy(&raw[..end]).to_string();
         let status = head
             .split_whitespace()

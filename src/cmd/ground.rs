@@ -30,6 +30,10 @@ store = "ground.db"
 # The operator's bearer token, created (owner-only) on first start if the file does not exist. Only its hash is
 # held in memory.
 operator_token_file = "operator.token"
+# HTTPS: the API's certificate chain and key (PEM; `odc pki issue --api HOSTS` makes api.pem and api.key).
+# Both empty: plain HTTP, for loopback or behind a TLS proxy.
+api_tls_cert = ""
+api_tls_key = ""
 # Largest request body, bytes (a 64 MiB input, base64-encoded, with its fields).
 max_body_bytes = 94371840
 # The fleet and the ground stations: a planner scenario file (`odc plan` format); empty for the embedded demo
@@ -61,6 +65,8 @@ struct GroundFile {
     store: PathBuf,
     operator_token_file: PathBuf,
     max_body_bytes: usize,
+    api_tls_cert: PathBuf,
+    api_tls_key: PathBuf,
     scenario: String,
     plan_ahead_hours: f64,
     replan_minutes: f64,
@@ -241,9 +247,21 @@ async fn serve(file: GroundFile, base: PathBuf) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", file.listen))?;
     let addr = listener.local_addr()?;
+    let tls = match (
+        file.api_tls_cert.as_os_str().is_empty(),
+        file.api_tls_key.as_os_str().is_empty(),
+    ) {
+        (true, true) => None,
+        (false, false) => Some(odc_ground::tls::server_config(
+            &base.join(&file.api_tls_cert),
+            &base.join(&file.api_tls_key),
+        )?),
+        _ => anyhow::bail!("api_tls_cert and api_tls_key go together: give both or neither"),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // Written, not printed: a service whose stdout was closed must not stop over it.
     say(&format!(
-        "odc ground listening on http://{addr} (tenants: {}, open jobs restored: {restored}, store: {})",
+        "odc ground listening on {scheme}://{addr} (tenants: {}, open jobs restored: {restored}, store: {})",
         tenants.len(),
         store_path.display()
     ));
@@ -306,9 +324,14 @@ async fn serve(file: GroundFile, base: PathBuf) -> anyhow::Result<()> {
             }
         })
     };
-    serve_api(listener, ground.clone(), file.max_body_bytes, shutdown())
-        .await
-        .context("the HTTP server failed")?;
+    match tls {
+        Some(config) => {
+            let listener = odc_ground::tls::TlsListener::new(listener, config)?;
+            serve_api(listener, ground.clone(), file.max_body_bytes, shutdown()).await
+        }
+        None => serve_api(listener, ground.clone(), file.max_body_bytes, shutdown()).await,
+    }
+    .context("the HTTP server failed")?;
     ticker.abort();
     extender.abort();
     if let Some(links) = links {

@@ -1,9 +1,9 @@
 //! `odc demo --live`: a local constellation of real processes. A ground service and several flight daemons start
 //! on loopback with one accelerated clock; each daemon dials the ground over QUIC (mutual TLS under a fresh
 //! constellation CA) only during its computed passes. A tenant is created, submits satellite tiles through the
-//! HTTP API and downloads the results, which are checked against the tiles' true classes. On request one daemon is
-//! killed with SIGKILL at random moments and restarted each time; the run then also checks that no job was lost
-//! or delivered twice.
+//! HTTPS API (its certificate from the same CA) and downloads the results, each compared with the model run here.
+//! On request daemons and the ground are killed with SIGKILL at random moments and restarted each time; the run
+//! then also checks that no job was lost or delivered twice.
 
 use super::client::Connection;
 use super::fleet::geometry;
@@ -263,6 +263,7 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
             ca.issue(&Identity::new(Role::Node, n)?, from, to)?
                 .save(&pki)?;
         }
+        ca.issue_api(&["127.0.0.1".to_string()], from, to, &pki)?;
     }
     let http = free_port(false)?;
     let quic = free_port(true)?;
@@ -278,7 +279,7 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
     std::fs::write(
         dir.join("ground.toml"),
         format!(
-            "listen = \"127.0.0.1:{http}\"\nlink_listen = \"127.0.0.1:{quic}\"\nnodes = [{node_list}]\nreplan_minutes = 5.0\n{time_keys}"
+            "listen = \"127.0.0.1:{http}\"\napi_tls_cert = \"pki/api.pem\"\napi_tls_key = \"pki/api.key\"\nlink_listen = \"127.0.0.1:{quic}\"\nnodes = [{node_list}]\nreplan_minutes = 5.0\n{time_keys}"
         ),
     )?;
     let mut metrics_ports = Vec::new();
@@ -298,11 +299,12 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
         let config = format!("{n}.toml");
         daemons.push(Proc::spawn(&exe, dir, n, &["flight", "--config", &config])?);
     }
-    let url = format!("http://127.0.0.1:{http}");
+    let url = format!("https://127.0.0.1:{http}");
+    let ca = pki.join("ca.pem");
     let token_file = dir.join("operator.token");
     let operator = wait_for(&mut ground, dir, "come up", || {
         let token = std::fs::read_to_string(&token_file).ok()?;
-        let operator = Connection::new(&url, token.trim());
+        let operator = Connection::new(&url, token.trim()).with_ca(&ca);
         answers(&operator).then_some(operator)
     })?;
     println!(
@@ -332,7 +334,7 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
     let token = created["token"]
         .as_str()
         .context("the ground's answer has no tenant token")?;
-    let tenant = Connection::new(&url, token);
+    let tenant = Connection::new(&url, token).with_ca(&ca);
     // Tiles of known classes, each submitted once with a deadline a day ahead on the ground's clock; the model is
     // run here too, as the reference each result must equal.
     let mut reference = odc_accel::cpu::CandleBackend::cpu(10.0, 100.0);

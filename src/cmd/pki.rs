@@ -27,7 +27,8 @@ enum PkiCommand {
         #[arg(long, default_value_t = 3650)]
         days: i64,
     },
-    /// Issue credentials binding one identity: DIR/<role>-<id>.pem (chain) and DIR/<role>-<id>.key (owner-only).
+    /// Issue credentials binding one identity (DIR/<role>-<id>.pem chain, DIR/<role>-<id>.key owner-only), or the
+    /// HTTPS API's certificate (DIR/api.pem, DIR/api.key).
     Issue {
         /// The authority's directory (credentials are written there too).
         #[arg(long, default_value = "pki")]
@@ -41,6 +42,9 @@ enum PkiCommand {
         /// A ground control plane's id.
         #[arg(long, group = "who")]
         ground: Option<String>,
+        /// The HTTPS API's server certificate (api.pem, api.key) for these hosts, comma-separated (names or IPs).
+        #[arg(long, group = "who", value_delimiter = ',')]
+        api: Option<Vec<String>>,
         /// Validity in days.
         #[arg(long, default_value_t = 365)]
         days: i64,
@@ -67,14 +71,34 @@ pub fn run(args: PkiArgs) -> Result<()> {
             node,
             station,
             ground,
+            api,
             days,
         } => {
+            if let Some(hosts) = api {
+                let ca = Authority::load(&dir).with_context(|| {
+                    format!(
+                        "no usable authority in {} (run `odc pki init` first)",
+                        dir.display()
+                    )
+                })?;
+                let (from, to) = validity(days)?;
+                let (cert, key) = ca.issue_api(&hosts, from, to, &dir)?;
+                println!(
+                    "HTTPS certificate for {} valid {days} days",
+                    hosts.join(", ")
+                );
+                println!("  certificate chain: {}", cert.display());
+                println!("  private key:       {} (owner-only)", key.display());
+                return Ok(());
+            }
             let identity = match (node, station, ground) {
                 (Some(id), None, None) => Identity::new(Role::Node, &id)?,
                 (None, Some(id), None) => Identity::new(Role::Station, &id)?,
                 (None, None, Some(id)) => Identity::new(Role::Ground, &id)?,
                 _ => {
-                    bail!("say whose credentials to issue: --node ID, --station ID or --ground ID")
+                    bail!(
+                        "say whose credentials to issue: --node ID, --station ID, --ground ID or --api HOSTS"
+                    )
                 }
             };
             let ca = Authority::load(&dir).with_context(|| {

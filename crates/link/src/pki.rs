@@ -278,6 +278,44 @@ impl Authority {
         })
     }
 
+    /// A server certificate for the HTTPS API, naming the hosts clients reach it by (DNS names or IP addresses),
+    /// written as `api.pem` (chain) and `api.key` (owner-only) into `dir`; refuses to overwrite.
+    pub fn issue_api(
+        &self,
+        hosts: &[String],
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+        dir: &Path,
+    ) -> Result<(PathBuf, PathBuf), PkiError> {
+        if hosts.is_empty() {
+            return Err(PkiError::BadId(
+                "no host named for the API certificate".into(),
+            ));
+        }
+        let issuer = Issuer::from_ca_cert_pem(&self.cert_pem, &self.key)?;
+        let key = KeyPair::generate()?;
+        // Strings that parse as IP addresses become IP SANs, the rest DNS names.
+        let mut params = CertificateParams::new(hosts.to_vec())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, hosts[0].clone());
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.not_before = not_before;
+        params.not_after = not_after;
+        let cert = params.signed_by(&key, &issuer)?;
+        let cert_path = dir.join("api.pem");
+        let key_path = dir.join("api.key");
+        write_new(&key_path, &key.serialize_pem(), true)?;
+        write_new(
+            &cert_path,
+            &format!("{}{}", cert.pem(), self.cert_pem),
+            false,
+        )?;
+        Ok((cert_path, key_path))
+    }
+
     /// Writes `ca.pem` and `ca.key` (owner-only) into a directory, creating it; refuses to overwrite.
     pub fn save(&self, dir: &Path) -> Result<(PathBuf, PathBuf), PkiError> {
         std::fs::create_dir_all(dir).map_err(|source| PkiError::Io {

@@ -2,7 +2,8 @@
 //! embedded SQLite store in a temporary directory (WAL, `synchronous = FULL`: every acknowledged job is on disk),
 //! and concurrent keep-alive clients in the same process, each timing every request.
 //!
-//! `cargo bench -p odc-ground --bench submit [-- CLIENTS JOBS_PER_CLIENT INPUT_BYTES]` (defaults 64, 500, 1024).
+//! `cargo bench -p odc-ground --bench submit [-- CLIENTS JOBS_PER_CLIENT INPUT_BYTES [tls]]` (defaults 64, 500,
+//! 1024, plain HTTP); `tls` serves HTTPS with a certificate from a fresh constellation CA, clients trusting it.
 
 use base64::Engine as _;
 use odc_budget::Illumination;
@@ -15,15 +16,19 @@ use odc_model::tenant::{Quota, Tenant};
 use odc_model::time::{Duration, Instant, SimClock};
 use odc_planner::PlannerOptions;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// A client connection: plain TCP or TLS over it.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 fn t0() -> Instant {
     Instant::from_unix_ms(1_780_000_000_000)
 }
 
 /// Reads what the stream has into `buf`; a closed connection is an error.
-async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
+async fn read_more<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> std::io::Result<()> {
     let mut chunk = [0u8; 4096];
     let n = stream.read(&mut chunk).await?;
     if n == 0 {
@@ -37,7 +42,11 @@ async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result
 }
 
 /// One HTTP/1.1 request on a kept-alive connection; the status code.
-async fn post(stream: &mut TcpStream, buf: &mut Vec<u8>, request: &[u8]) -> std::io::Result<u16> {
+async fn post<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    request: &[u8],
+) -> std::io::Result<u16> {
     stream.write_all(request).await?;
     buf.clear();
     let end = loop {
@@ -71,6 +80,7 @@ async fn main() {
     let clients = args.first().copied().unwrap_or(64);
     let per_client = args.get(1).copied().unwrap_or(500);
     let input_bytes = args.get(2).copied().unwrap_or(1024);
+    let tls = std::env::args().any(|a| a == "tls");
 
     let mut ids = IdGenerator::seeded(1);
     let tenant = Tenant {
@@ -135,9 +145,37 @@ async fn main() {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let connector = if tls {
+        let now = time::OffsetDateTime::now_utc();
+        let (from, to) = (
+            now - time::Duration::hours(1),
+            now + time::Duration::days(1),
+        );
+        let ca = odc_link::Authority::generate("bench", from, to).expect("ca");
+        let (cert, key) = ca
+            .issue_api(&["127.0.0.1".into()], from, to, dir.path())
+            .expect("api certificate");
+        let config = odc_ground::tls::server_config(&cert, &key).expect("tls config");
+        let listener = odc_ground::tls::TlsListener::new(listener, config).expect("tls");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.cert_der().expect("der")).expect("root");
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Some(tokio_rustls::TlsConnector::from(Arc::new(client)))
+    } else {
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        None
+    };
 
     let input = base64::engine::general_purpose::STANDARD.encode(vec![7u8; input_bytes]);
     let deadline = (t0() + Duration::from_hours(6)).to_rfc3339();
@@ -146,9 +184,17 @@ async fn main() {
     for c in 0..clients {
         let input = input.clone();
         let deadline = deadline.clone();
+        let connector = connector.clone();
         tasks.push(tokio::spawn(async move {
-            let mut stream = TcpStream::connect(addr).await.expect("connect");
-            stream.set_nodelay(true).expect("nodelay");
+            let tcp = TcpStream::connect(addr).await.expect("connect");
+            tcp.set_nodelay(true).expect("nodelay");
+            let mut stream: Box<dyn Stream> = match connector {
+                Some(c) => {
+                    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
+                    Box::new(c.connect(name, tcp).await.expect("TLS handshake"))
+                }
+                None => Box::new(tcp),
+            };
             let mut buf = Vec::new();
             let mut latencies = Vec::with_capacity(per_client);
             let mut failures = 0usize;
@@ -185,7 +231,12 @@ async fn main() {
     };
     let stored = ground.store().open_jobs().await.expect("count").len();
     println!(
-        "{clients} clients × {per_client} submissions of {input_bytes} B inputs over HTTP/1.1 on loopback, SQLite synchronous=FULL"
+        "{clients} clients × {per_client} submissions of {input_bytes} B inputs over {} on loopback, SQLite synchronous=FULL",
+        if tls {
+            "HTTPS (HTTP/1.1, TLS 1.3)"
+        } else {
+            "HTTP/1.1"
+        }
     );
     println!(
         "{} acknowledged, {failures} failed, {stored} in the store; {:.0} durable submissions/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",

@@ -166,7 +166,8 @@ pub enum Severity {
 pub struct Alarm {
     /// How serious.
     pub severity: Severity,
-    /// Stable code: battery_low, overheating, node_silent, station_down, jobs_expired (and the service's own).
+    /// Stable code: battery_low, overheating, node_silent, node_lost, station_down, jobs_expired (and the
+    /// service's own).
     pub code: String,
     /// What it is about (a node, a station, a tenant).
     pub subject: String,
@@ -222,6 +223,8 @@ pub struct GroundCore {
     relay_counts: (u64, u64),
     /// Jobs accepted but not yet durable: no plan includes them until they are.
     held: BTreeSet<JobId>,
+    /// Passes a node may miss in a row before it is taken for lost (`None`: never).
+    lose_after: Option<usize>,
 }
 
 impl GroundCore {
@@ -270,6 +273,7 @@ impl GroundCore {
             seq: 1,
             relay_counts: (0, 0),
             held: BTreeSet::new(),
+            lose_after: None,
             config,
         }
     }
@@ -408,6 +412,18 @@ impl GroundCore {
                 }
             }
         }
+        if let Some(limit) = self.lose_after {
+            let lost: Vec<NodeId> = self
+                .missed_passes(now)
+                .into_iter()
+                .filter(|(n, m)| *m >= limit && !self.lost_nodes.contains(*n))
+                .map(|(n, _)| n.clone())
+                .collect();
+            if !lost.is_empty() {
+                self.lost_nodes.extend(lost);
+                self.want_replan(now, "node lost");
+            }
+        }
         if self.replan_due.as_ref().is_some_and(|(t, _)| *t <= now) {
             let reason = self.replan_due.take().map(|r| r.1).unwrap_or_default();
             self.replan(now, &reason);
@@ -434,9 +450,16 @@ impl GroundCore {
             .jobs
             .values()
             .filter(|j| {
+                // A job whose input is aboard (or on its way to) a lost node waits for that node: sending it
+                // elsewhere could run it twice.
+                let aboard = j.sent_to.as_ref().or(j
+                    .node
+                    .as_ref()
+                    .filter(|_| j.job.state.rank().is_some_and(|r| r >= 3)));
                 !j.job.state.is_terminal()
                     && !matches!(j.job.state, JobState::Downlinked)
                     && !self.held.contains(&j.job.id)
+                    && !aboard.is_some_and(|n| self.lost_nodes.contains(n))
             })
             .map(|j| {
                 let mut job = j.job.clone();
@@ -660,7 +683,11 @@ impl GroundCore {
                     .min_by_key(|c| c.start)
                     .map(|c| (c.station.clone(), c.start, c.end));
                 let missed_passes = passes
-                    .filter(|c| c.end <= now && last_heard.is_none_or(|h| c.start > h))
+                    .filter(|c| {
+                        c.end <= now
+                            && last_heard.is_none_or(|h| c.start > h)
+                            && !self.down_stations.contains(&c.station)
+                    })
                     .count();
                 NodeStatus {
                     node: id.clone(),
@@ -740,7 +767,17 @@ impl GroundCore {
                     );
                 }
             }
-            if status.missed_passes >= 2 {
+            if self.lost_nodes.contains(&status.node) {
+                alarm(
+                    Severity::Critical,
+                    "node_lost",
+                    status.node.to_string(),
+                    format!(
+                        "silent through {} passes: plans leave it out; jobs aboard wait for it",
+                        status.missed_passes
+                    ),
+                );
+            } else if status.missed_passes >= 2 {
                 let since = status
                     .last_heard
                     .map_or_else(|| "never heard".to_string(), |t| format!("last heard {t}"));
@@ -967,6 +1004,9 @@ impl GroundCore {
     pub fn handle_message(&mut self, node: &NodeId, envelope: Envelope, now: Instant) {
         if let Some(l) = self.links.get_mut(node) {
             l.last_heard = Some(now);
+        }
+        if self.lost_nodes.remove(node) {
+            self.want_replan(now, "node back");
         }
         match envelope.message {
             Message::Hello(hello) => {
@@ -1298,6 +1338,33 @@ impl GroundCore {
     /// A tenant's account, if known.
     pub fn tenant(&self, id: TenantId) -> Option<&Tenant> {
         self.tenants.get(&id).map(|t| &t.0)
+    }
+
+    /// Takes a node for lost once it has been silent through `passes` passes in a row (over stations that are up):
+    /// plans then put nothing on it, and jobs whose input is aboard it wait for it. Heard again, it is back.
+    /// `None` (the default, and the twin's) never takes a node for lost.
+    pub fn lose_silent_nodes_after(&mut self, passes: Option<usize>) {
+        self.lose_after = passes.filter(|&p| p > 0);
+    }
+
+    /// Nodes taken for lost.
+    pub fn lost_nodes(&self) -> impl Iterator<Item = &NodeId> {
+        self.lost_nodes.iter()
+    }
+
+    /// Passes each node has missed since it was last heard from (over stations that are up), by node.
+    fn missed_passes(&self, now: Instant) -> BTreeMap<&NodeId, usize> {
+        let mut missed: BTreeMap<&NodeId, usize> = BTreeMap::new();
+        for c in &self.config.contacts {
+            if c.end > now || self.down_stations.contains(&c.station) {
+                continue;
+            }
+            let heard = self.links.get(&c.node).and_then(|l| l.last_heard);
+            if heard.is_none_or(|h| c.start > h) {
+                *missed.entry(&c.node).or_default() += 1;
+            }
+        }
+        missed
     }
 
     /// Keeps a just-accepted job out of every plan until [`GroundCore::confirm`] says it is durable, so nothing

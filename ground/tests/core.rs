@@ -262,3 +262,109 @@ fn alarms_name_a_drained_hot_node_and_one_silent_through_its_passes() {
     assert_eq!(status[0].last_heard, Some(later));
     assert!(status[0].next_pass.is_some());
 }
+
+/// Two nodes with passes two minutes apart every 90 minutes (the second with a gap later); the first (`n1`) is
+/// never heard, the second (`n2`) is heard in each of its passes. Returns the core after n1's third missed pass, with a job submitted
+/// and planned then.
+fn silent_node(lose_after: Option<usize>) -> (GroundCore, Vec<NodeId>) {
+    let s = setup(f64::MAX);
+    let n2 = NodeId::new("n2").expect("id");
+    let spec = |id: &NodeId, norad| {
+        let mut spec = NodeSpec::leo_default(id.clone(), norad);
+        spec.accelerator.models.insert(
+            ModelId::new("m").expect("id"),
+            ModelProfile {
+                input_bytes_per_s: 1_000.0,
+                batch_setup_s: 1.0,
+            },
+        );
+        NodeInfo {
+            spec,
+            altitude_km: 550.0,
+            illumination: Illumination::always_sunlit(),
+            initial_soc: 0.9,
+        }
+    };
+    let station =
+        StationSpec::with_defaults(StationId::new("gs").expect("id"), 0.0, 0.0, 0.0, 10.0);
+    let pass = |node: &NodeId, k: i64, offset: i64| ContactWindow {
+        station: station.id.clone(),
+        node: node.clone(),
+        start: t0() + Duration::from_mins(offset + 90 * k),
+        end: t0() + Duration::from_mins(offset + 10 + 90 * k),
+    };
+    let mut contacts: Vec<ContactWindow> = (0..12).map(|k| pass(&s.node, k, 30)).collect();
+    // n2 then has no pass for four and a half hours: with n1 available, n1 is the better host.
+    contacts.extend(
+        (0..12)
+            .filter(|k| !(3..6).contains(k))
+            .map(|k| pass(&n2, k, 32)),
+    );
+    let mut ground = GroundCore::new(GroundConfig {
+        nodes: vec![spec(&s.node, 1), spec(&n2, 2)],
+        stations: vec![station],
+        contacts,
+        isl: Default::default(),
+        tenants: vec![s.tenant.clone()],
+        horizon_end: t0() + Duration::from_hours(24),
+        plan_ahead: Duration::from_hours(12),
+        replan_every: Duration::from_mins(10),
+        planner: PlannerOptions::default(),
+        seed: 1,
+    });
+    ground.lose_silent_nodes_after(lose_after);
+    for k in 0..3 {
+        let now = t0() + Duration::from_mins(33 + 90 * k);
+        ground.handle_message(&n2, hello(&n2, now), now);
+        ground.tick(now);
+    }
+    let now = t0() + Duration::from_mins(30 + 90 * 2 + 15);
+    ground.tick(now);
+    let data = b"tile".to_vec();
+    ground
+        .submit(job(&s.tenant, "after", &data, 12), data, now)
+        .expect("accepted");
+    ground.replan(now, "test");
+    let on: Vec<NodeId> = ground
+        .plan()
+        .map(|p| p.batches.iter().map(|b| b.node.clone()).collect())
+        .unwrap_or_default();
+    (ground, on)
+}
+
+fn hello(node: &NodeId, at: Instant) -> Envelope {
+    Envelope {
+        version: PROTOCOL,
+        sender: Sender::Node(node.clone()),
+        incarnation: 1,
+        seq: 1,
+        sent_at: at,
+        message: Message::Hello(Hello {
+            node: node.clone(),
+            software: "test".into(),
+            plan_generation: 0,
+            last_seq_received: 0,
+        }),
+    }
+}
+
+#[test]
+fn a_node_silent_through_its_passes_is_taken_for_lost_and_its_work_moves_until_it_speaks() {
+    let n1 = NodeId::new("n1").expect("id");
+    let n2 = NodeId::new("n2").expect("id");
+    // Without loss detection the planner books the silent node (its pass comes first).
+    let (ground, on) = silent_node(None);
+    assert_eq!(on, std::slice::from_ref(&n1));
+    assert!(ground.lost_nodes().next().is_none());
+    // With it, n1 is lost after its third missed pass, raised as an alarm, and the work goes to n2.
+    let (mut ground, on) = silent_node(Some(3));
+    assert_eq!(ground.lost_nodes().collect::<Vec<_>>(), [&n1]);
+    assert_eq!(on, [n2]);
+    let now = t0() + Duration::from_mins(30 + 90 * 2 + 15);
+    let codes: Vec<String> = ground.alarms(now).into_iter().map(|a| a.code).collect();
+    assert!(codes.contains(&"node_lost".to_string()), "{codes:?}");
+    // n1 speaks again: no longer lost.
+    let later = now + Duration::from_mins(5);
+    ground.handle_message(&n1, hello(&n1, later), later);
+    assert!(ground.lost_nodes().next().is_none());
+}

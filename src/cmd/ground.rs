@@ -46,6 +46,9 @@ replan_minutes = 10.0
 horizon_hours = 24.0
 # The scenario's nodes this ground plans for; empty: all of them.
 nodes = []
+# A node silent through this many passes in a row is taken for lost: plans leave it out (jobs whose input is
+# aboard wait for it) until it is heard again. 0: never.
+lose_node_after_missed_passes = 3
 # UDP address the flight nodes' QUIC links come in on; empty: no links (the APIs only).
 link_listen = ""
 # Certificates for the links, made with `odc pki`: the CA's ca.pem and this ground's ground-<ground_id>.pem/.key.
@@ -72,6 +75,7 @@ struct GroundFile {
     replan_minutes: f64,
     horizon_hours: f64,
     nodes: Vec<String>,
+    lose_node_after_missed_passes: usize,
     link_listen: String,
     pki_dir: PathBuf,
     ground_id: String,
@@ -222,6 +226,7 @@ async fn serve(file: GroundFile, base: PathBuf) -> anyhow::Result<()> {
     let tenants = store.tenants().await?;
     config.tenants = tenants.iter().map(|t| t.tenant.clone()).collect();
     let mut core = GroundCore::new(config);
+    core.lose_silent_nodes_after(Some(file.lose_node_after_missed_passes));
     let mut used = Vec::new();
     for t in &tenants {
         let total = store

@@ -761,13 +761,18 @@ pub struct AuditView {
     pub target: String,
 }
 
-#[utoipa::path(get, path = "/v1/ops/audit", tag = "operator", security(("bearer" = [])), responses((status = 200, description = "Every state-changing action, oldest first", body = Vec<AuditView>), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+#[utoipa::path(get, path = "/v1/ops/audit", tag = "operator", params(("limit" = Option<usize>, Query, description = "Only the latest this many")), security(("bearer" = [])), responses((status = 200, description = "State-changing actions, oldest first (all, or the latest `limit`)", body = Vec<AuditView>), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 async fn audit<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
+    Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<AuditView>>, ApiError> {
     g.operator_caller(&headers)?;
-    let log = g.store.audit_log().await.map_err(ApiError::store)?;
+    let log = match q.limit {
+        Some(n) => g.store.audit_latest(n.min(100_000) as u32).await,
+        None => g.store.audit_log().await,
+    }
+    .map_err(ApiError::store)?;
     Ok(Json(
         log.into_iter()
             .map(|a| AuditView {
@@ -992,6 +997,26 @@ async fn upload_orbits<S: Store>(
     Ok(Json(report))
 }
 
+/// The operator console: one self-contained page that reads the operator API with the token typed into it.
+const CONSOLE: &str = include_str!("console.html");
+
+async fn console() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // Everything the page needs is in it or behind this origin's API; it may not be framed.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+            ),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        CONSOLE,
+    )
+        .into_response()
+}
+
 /// The OpenAPI document of the tenant and operator APIs.
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -1027,6 +1052,7 @@ async fn openapi() -> Response {
 pub fn router<S: Store>(ground: Arc<Ground<S>>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/metrics", get(metrics::<S>))
+        .route("/console", get(console))
         .route("/openapi.json", get(openapi))
         .route(
             "/v1/ops/tenants",

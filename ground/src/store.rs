@@ -111,6 +111,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<UsageRecord>, StoreError>> + Send;
     /// The audit log, oldest first.
     fn audit_log(&self) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
+    /// The latest `limit` entries of the audit log, oldest first.
+    fn audit_latest(
+        &self,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
     /// Records an operator's change to the fleet (`kind`: a station's status, an orbit upload) with its audit
     /// entry, in one transaction: what a restart replays.
     fn put_fleet_change(
@@ -227,6 +232,15 @@ fn tenant_row(row: &sqlx::sqlite::SqliteRow) -> Result<TenantRecord, StoreError>
     Ok(TenantRecord {
         tenant: decode(&id, &record)?,
         token_hash,
+    })
+}
+
+fn audit_row(row: &sqlx::sqlite::SqliteRow) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
+        at: Instant::from_unix_ms(row.try_get("at_ms")?),
+        who: row.try_get("who")?,
+        action: row.try_get("action")?,
+        target: row.try_get("target")?,
     })
 }
 
@@ -399,16 +413,16 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT at_ms, who, action, target FROM audit ORDER BY seq")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(AuditEntry {
-                    at: Instant::from_unix_ms(row.try_get("at_ms")?),
-                    who: row.try_get("who")?,
-                    action: row.try_get("action")?,
-                    target: row.try_get("target")?,
-                })
-            })
-            .collect()
+        rows.iter().map(audit_row).collect()
+    }
+
+    async fn audit_latest(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows =
+            sqlx::query("SELECT at_ms, who, action, target FROM audit ORDER BY seq DESC LIMIT ?")
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().rev().map(audit_row).collect()
     }
 
     async fn put_fleet_change(

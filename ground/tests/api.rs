@@ -615,6 +615,12 @@ impl Store for FlakyStore {
     ) -> Result<Vec<(String, String, String)>, odc_ground::store::StoreError> {
         self.inner.fleet_changes().await
     }
+    async fn audit_latest(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<odc_ground::store::AuditEntry>, odc_ground::store::StoreError> {
+        self.inner.audit_latest(limit).await
+    }
     async fn audit_log(
         &self,
     ) -> Result<Vec<odc_ground::store::AuditEntry>, odc_ground::store::StoreError> {
@@ -833,4 +839,73 @@ async fn operators_see_nodes_stations_and_alarms_and_take_a_station_down() {
             "{path}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_operator_console_is_one_page_over_endpoints_that_exist() {
+    let api = api().await;
+    let res = api
+        .app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/console")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(res.status(), StatusCode::OK);
+    let headers = res.headers().clone();
+    assert!(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/html"))
+    );
+    assert!(headers.contains_key(header::CONTENT_SECURITY_POLICY));
+    let page = String::from_utf8(
+        res.into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec(),
+    )
+    .expect("utf-8");
+    assert!(page.contains("operator console"));
+    // Every API path the page reads answers an operator (no page element left pointing nowhere).
+    let mut paths: Vec<&str> = page
+        .split('"')
+        .filter(|p| p.starts_with("/v1/ops/") && !p.ends_with('/'))
+        .collect();
+    paths.sort_unstable();
+    paths.dedup();
+    assert!(paths.len() >= 6, "{paths:?}");
+    for path in paths {
+        let (status, body) = call(&api, "GET", path, Some("token-op"), None).await;
+        // Orbit data is absent from this test's ground (no catalog), and says so.
+        let expected = if path == "/v1/ops/orbits" {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(
+            status,
+            expected,
+            "{path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    // The audit log's latest entries.
+    for key in ["a1", "a2", "a3"] {
+        submit(&api, "token-a", key).await;
+    }
+    let (_, body) = call(&api, "GET", "/v1/ops/audit?limit=2", Some("token-op"), None).await;
+    let log: Vec<serde_json::Value> = serde_json::from_slice(&body).expect("json");
+    assert_eq!(log.len(), 2);
+    let (_, body) = call(&api, "GET", "/v1/ops/audit", Some("token-op"), None).await;
+    let all: Vec<serde_json::Value> = serde_json::from_slice(&body).expect("json");
+    assert_eq!(all.len(), 3);
+    assert_eq!(log[..], all[1..]);
 }

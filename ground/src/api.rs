@@ -727,6 +727,25 @@ async fn metrics<S: Store>(State(g): State<Arc<Ground<S>>>) -> Result<Response, 
             "",
             &[(String::new(), g.links.in_contact() as f64)],
         );
+        gauge(
+            &mut out,
+            "odc_ground_nodes_lost",
+            "Nodes taken for lost (silent through their passes).",
+            "",
+            &[(String::new(), core.lost_nodes().count() as f64)],
+        );
+        let mut by_code: std::collections::BTreeMap<String, f64> =
+            std::collections::BTreeMap::new();
+        for a in core.alarms(g.clock.now()) {
+            *by_code.entry(a.code).or_default() += 1.0;
+        }
+        gauge(
+            &mut out,
+            "odc_ground_alarms",
+            "Alarms raised now, by code.",
+            "code",
+            &by_code.into_iter().collect::<Vec<_>>(),
+        );
         let generation = core.plan().map_or(0, |p| p.generation);
         gauge(
             &mut out,

@@ -381,6 +381,9 @@ async fn metrics_count_jobs_by_state_requests_by_route_and_group_commits() {
         "odc_ground_api_requests_total{route=\"/v1/jobs\",status=\"2xx\"} 2",
         "odc_ground_api_requests_total{route=\"/v1/jobs/{id}\",status=\"4xx\"} 1",
         "odc_ground_store_committed_jobs_total 2",
+        "odc_ground_nodes_in_contact 0",
+        "odc_ground_nodes_lost 0",
+        "odc_ground_contacts_total 0",
     ] {
         assert!(
             text.lines().any(|l| l == line),

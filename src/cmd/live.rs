@@ -469,7 +469,7 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map(|(i, _)| i)
     };
-    for (id, class, scores) in &expected {
+    for (k, (id, class, scores)) in expected.iter().enumerate() {
         match states.get(id).map(String::as_str) {
             Some("delivered") => {
                 let reply = tenant.call("GET", &format!("/v1/jobs/{id}/result"), None)?;
@@ -477,6 +477,15 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
                     outcome.delivered += 1;
                     let values = odc_accel::f32s(&reply.body);
                     let label = argmax(&values);
+                    if k < 4 {
+                        let named = label
+                            .and_then(|l| Class::ALL.get(l))
+                            .map_or("?", |c| c.name());
+                        println!(
+                            "  tile-{k} ({id}): a {} tile came back classified {named}",
+                            class.name()
+                        );
+                    }
                     if label == argmax(scores)
                         && values.len() == scores.len()
                         && values

@@ -74,14 +74,14 @@ pub fn run(args: PkiArgs) -> Result<()> {
             api,
             days,
         } => {
+            let ca = Authority::load(&dir).with_context(|| {
+                format!(
+                    "no usable authority in {} (run `odc pki init` first)",
+                    dir.display()
+                )
+            })?;
+            let (from, to) = validity(days)?;
             if let Some(hosts) = api {
-                let ca = Authority::load(&dir).with_context(|| {
-                    format!(
-                        "no usable authority in {} (run `odc pki init` first)",
-                        dir.display()
-                    )
-                })?;
-                let (from, to) = validity(days)?;
                 let (cert, key) = ca.issue_api(&hosts, from, to, &dir)?;
                 println!(
                     "HTTPS certificate for {} valid {days} days",
@@ -101,13 +101,6 @@ pub fn run(args: PkiArgs) -> Result<()> {
                     )
                 }
             };
-            let ca = Authority::load(&dir).with_context(|| {
-                format!(
-                    "no usable authority in {} (run `odc pki init` first)",
-                    dir.display()
-                )
-            })?;
-            let (from, to) = validity(days)?;
             let creds = ca.issue(&identity, from, to)?;
             let (cert, key) = creds.save(&dir)?;
             println!(

@@ -101,3 +101,15 @@ fn the_ground_killed_and_restarted_while_nodes_link_loses_nothing() {
     assert_eq!(count(&v, "listed"), 48, "{v}");
     assert_eq!(count(&v, "lost"), 0, "{v}");
 }
+
+#[test]
+fn three_daemons_relay_inputs_and_results_over_inter_satellite_links() {
+    // The daemons also link to each other (QUIC, mutual TLS, in their computed ISL windows) and the ground plans
+    // routes through them: inputs go up through a neighbour in a pass, results come down the same way.
+    let v = live(&["--nodes", "3", "--jobs", "48", "--isl"]);
+    assert_eq!(count(&v, "delivered"), 48, "{v}");
+    assert_eq!(count(&v, "correct"), 48, "{v}");
+    assert_eq!(count(&v, "lost"), 0, "{v}");
+    assert!(v["relayed"][0].as_u64().unwrap_or(0) >= 1, "{v}");
+    assert!(count(&v, "isl_messages") >= 1, "{v}");
+}

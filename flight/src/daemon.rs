@@ -17,6 +17,7 @@ use odc_accel::{Accelerator, Batch, JobInput};
 use odc_link::quic::{self, ContactEnd};
 use odc_link::session::{Event, Priority, Session, SessionConfig};
 use odc_link::{Credentials, Identity};
+use odc_model::id::NodeId;
 use odc_model::spec::NodeSpec;
 use odc_model::time::{Clock, Duration, Instant, ScaledClock};
 use odc_model::wire::{self, Envelope};
@@ -41,21 +42,34 @@ pub enum DaemonError {
     Accelerator(String),
 }
 
-/// Passes (start, end) from a time on, and the end of the span they cover.
-pub type PassSource =
-    Box<dyn FnMut(Instant) -> Result<(Vec<(Instant, Instant)>, Instant), String> + Send>;
+/// When a node can link, over a span: its passes over the stations and its ISL windows with neighbours.
+#[derive(Debug, Clone, Default)]
+pub struct Windows {
+    /// Passes (start, end), in time order.
+    pub passes: Vec<(Instant, Instant)>,
+    /// ISL windows (neighbour, start, end).
+    pub isl: Vec<(NodeId, Instant, Instant)>,
+    /// The end of the span they cover.
+    pub until: Instant,
+}
+
+/// Computes the windows from a time on.
+pub type WindowSource = Box<dyn FnMut(Instant) -> Result<Windows, String> + Send>;
 
 /// Everything a daemon runs with.
 pub struct DaemonConfig {
     /// The node.
     pub spec: NodeSpec,
-    /// The node's passes over the stations, in time order (when it dials the ground).
-    pub passes: Vec<(Instant, Instant)>,
-    /// The end of the span `passes` covers.
-    pub passes_until: Instant,
-    /// Computes the passes from a time on, and the end of the span they cover: called when less than half the
-    /// span is left, so a node that runs for weeks keeps dialling.
-    pub more_passes: PassSource,
+    /// When the node can link (when it dials the ground, and its neighbours).
+    pub windows: Windows,
+    /// Computes the windows from a time on: called when less than half the span is left, so a node that runs for
+    /// weeks keeps dialling.
+    pub more_windows: WindowSource,
+    /// Neighbours it links with over ISLs, and where to reach each (it dials those with a greater id; the others
+    /// dial it).
+    pub neighbours: Vec<(NodeId, SocketAddr)>,
+    /// Where neighbours dial in (`None`: no ISL terminal).
+    pub isl_listen: Option<SocketAddr>,
     /// The ground's link address and identity.
     pub ground: (SocketAddr, Identity),
     /// The node's credentials.
@@ -95,6 +109,8 @@ pub struct FlightGauges {
     pub in_contact: bool,
     /// Contacts opened since start.
     pub contacts: u64,
+    /// ISL contacts with neighbours opened since start, and messages they carried in.
+    pub isl: (u64, u64),
     /// Bytes sent and received over the ground link since start.
     pub link_bytes: (u64, u64),
     /// Batches run, and jobs in them, since start.
@@ -170,6 +186,16 @@ impl FlightGauges {
             self.batches.1 as f64,
         );
         gauge(
+            "odc_flight_isl_contacts",
+            "ISL contacts with neighbours opened since start.",
+            self.isl.0 as f64,
+        );
+        gauge(
+            "odc_flight_isl_messages",
+            "Messages neighbours delivered over ISLs since start.",
+            self.isl.1 as f64,
+        );
+        gauge(
             "odc_flight_incarnation",
             "Restarts so far, plus one.",
             self.incarnation as f64,
@@ -188,26 +214,92 @@ impl FlightGauges {
     }
 }
 
-/// What the contact task tells the core's task.
-enum FromLink {
-    /// The link is up; `reset` when the ground restarted since the last contact.
-    Up { reset: bool },
-    /// A message from the ground.
-    Message(Envelope),
-    /// The contact is over (or never began), and hands the session back.
-    Down(ContactDone),
+/// Who a link reaches: the ground, or a neighbour over an ISL.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Peer {
+    /// The ground, through a station in a pass.
+    Ground,
+    /// A neighbouring node, over an inter-satellite link.
+    Node(NodeId),
 }
 
-/// A contact in progress: how to end it (`None` once asked to).
-struct Contact {
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Ground => f.write_str("ground"),
+            Peer::Node(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// What the contact tasks (and the ISL listener) tell the core's task.
+enum FromLink {
+    /// A link is up; `reset` when the peer restarted since the last contact.
+    Up { peer: Peer, reset: bool },
+    /// A message from a peer.
+    Message { peer: Peer, envelope: Envelope },
+    /// A contact is over (or never began), and hands the session back.
+    Down { peer: Peer, done: ContactDone },
+    /// A neighbour dialled in over an ISL.
+    Incoming(NodeId, quic::Link),
+}
+
+/// One peer's end of the links, kept between contacts.
+struct PeerLink {
+    /// The session and its queue, or `None` while a contact holds them.
+    parked: Option<(Session, UnboundedReceiver<(Priority, Bytes)>)>,
+    /// Messages for the peer.
+    tx: UnboundedSender<(Priority, Bytes)>,
+    /// The peer's session number when last linked.
+    known_session: u64,
+    /// Ends the contact in progress (`None` once asked to, or when there is none).
     stop: Option<oneshot::Sender<()>>,
+    /// Whether a contact is in progress.
+    active: bool,
+    /// Not before this (after a failed dial).
+    dial_at: Instant,
+    /// Where to dial it (`None`: it dials this node).
+    addr: Option<(SocketAddr, Identity)>,
+    /// A link the peer opened while an older contact still held the session (the peer restarted): it takes over
+    /// when the older one hands the session back.
+    waiting: Option<quic::Link>,
+}
+
+impl PeerLink {
+    fn new(addr: Option<(SocketAddr, Identity)>, now: Instant) -> PeerLink {
+        let (tx, rx) = unbounded_channel();
+        PeerLink {
+            parked: Some((Session::new(session_config()), rx)),
+            tx,
+            known_session: 0,
+            stop: None,
+            active: false,
+            dial_at: now,
+            addr,
+            waiting: None,
+        }
+    }
+}
+
+/// How a contact's link is made.
+enum Dial {
+    /// This node dials.
+    Out {
+        endpoint: quinn::Endpoint,
+        addr: SocketAddr,
+        server: Identity,
+        me: Identity,
+        session_id: u64,
+    },
+    /// The peer dialled in.
+    In(quic::Link),
 }
 
 /// What a contact hands back.
 struct ContactDone {
     session: Session,
     rx: UnboundedReceiver<(Priority, Bytes)>,
-    ground_session: u64,
+    peer_session: u64,
     bytes: (u64, u64),
     ok: bool,
 }
@@ -256,17 +348,43 @@ pub async fn run(
     )?;
     let me = config.credentials.identity.clone();
     let session_id = quic::new_session_id();
-    let (out_tx, out_rx) = unbounded_channel::<(Priority, Bytes)>();
-    let mut parked: Option<(Session, UnboundedReceiver<(Priority, Bytes)>)> =
-        Some((Session::new(session_config()), out_rx));
-    let mut ground_session = 0u64;
     let (link_tx, mut link_rx) = unbounded_channel::<FromLink>();
-    let mut contact: Option<Contact> = None;
-    let mut dial_at = now;
+    let mut peers: std::collections::BTreeMap<Peer, PeerLink> = std::collections::BTreeMap::new();
+    peers.insert(
+        Peer::Ground,
+        PeerLink::new(Some(config.ground.clone()), now),
+    );
+    for (n, addr) in &config.neighbours {
+        // The node with the smaller id dials, so each pair makes one link.
+        let dial = (n.as_str() > core.node().as_str())
+            .then(|| Identity::node(n.as_str()).map(|id| (*addr, id)))
+            .transpose()
+            .map_err(|e| DaemonError::Link(e.into()))?;
+        peers.insert(Peer::Node(n.clone()), PeerLink::new(dial, now));
+    }
+    let listener = match config.isl_listen {
+        Some(bind) if !config.neighbours.is_empty() => {
+            let server = quic::server_endpoint(
+                bind,
+                &config.credentials,
+                &config.ca,
+                quic::LinkConfig {
+                    idle_timeout: std::time::Duration::from_secs(3),
+                },
+            )?;
+            Some(tokio::spawn(accept_neighbours(
+                server,
+                session_id,
+                config.neighbours.iter().map(|(n, _)| n.clone()).collect(),
+                link_tx.clone(),
+            )))
+        }
+        _ => None,
+    };
     let mut running: Option<Running> = None;
     let mut next_sense = now;
     let mut busy_since_sense = false;
-    let mut refresh_passes_at = halfway(now, config.passes_until);
+    let mut refresh_at = halfway(now, config.windows.until);
     let mut stats = FlightGauges::default();
     tokio::pin!(stop);
     loop {
@@ -346,56 +464,78 @@ pub async fn run(
                 }
             }
         }
-        // Passes ahead: computed again when half the span is used.
-        if now >= refresh_passes_at {
-            refresh_passes_at = match (config.more_passes)(now) {
-                Ok((passes, until)) => {
-                    tracing::info!(passes = passes.len(), until = %until, "passes computed ahead");
-                    config.passes = passes;
-                    config.passes_until = until;
+        // Windows ahead: computed again when half the span is used.
+        if now >= refresh_at {
+            refresh_at = match (config.more_windows)(now) {
+                Ok(w) => {
+                    tracing::info!(passes = w.passes.len(), isl = w.isl.len(), until = %w.until, "windows computed ahead");
+                    let until = w.until;
+                    config.windows = w;
                     halfway(now, until)
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "the passes ahead could not be computed");
+                    tracing::warn!(error = %e, "the windows ahead could not be computed");
                     now + Duration::from_hours(1)
                 }
             };
         }
-        // Passes: dial at the start of one, hang up at its end.
-        // In a pass it predicted itself, or in a contact the plan in force books (the ground's prediction, from
-        // the freshest element sets operators uploaded).
-        let in_pass = config.passes.iter().any(|&(a, b)| a <= now && now < b)
-            || core
-                .durable()
-                .plan
-                .iter()
-                .flat_map(|p| p.contacts.iter())
-                .any(|c| &c.node == core.node() && c.start <= now && now < c.end);
-        if in_pass && contact.is_none() && now >= dial_at {
-            if let Some((session, rx)) = parked.take() {
-                let (stop_tx, stop_rx) = oneshot::channel();
-                tokio::spawn(contact_task(
-                    endpoint.clone(),
-                    config.ground.clone(),
-                    me.clone(),
-                    session_id,
-                    ground_session,
-                    session,
-                    rx,
-                    link_tx.clone(),
-                    stop_rx,
-                ));
-                contact = Some(Contact {
-                    stop: Some(stop_tx),
-                });
+        // Links: dial at the start of a window, hang up at its end. The ground is in reach in a pass the node
+        // predicted itself or in a contact the plan in force books (the ground's prediction, from the freshest
+        // element sets operators uploaded).
+        for (peer, link) in peers.iter_mut() {
+            let open = match peer {
+                Peer::Ground => {
+                    config
+                        .windows
+                        .passes
+                        .iter()
+                        .any(|&(a, b)| a <= now && now < b)
+                        || core
+                            .durable()
+                            .plan
+                            .iter()
+                            .flat_map(|p| p.contacts.iter())
+                            .any(|c| &c.node == core.node() && c.start <= now && now < c.end)
+                }
+                Peer::Node(n) => config
+                    .windows
+                    .isl
+                    .iter()
+                    .any(|(m, a, b)| m == n && *a <= now && now < *b),
+            };
+            // Only the dialling side starts a contact here; the other waits for the peer to dial in.
+            if open && !link.active && now >= link.dial_at && link.addr.is_some() {
+                if let (Some((addr, server)), Some((session, rx))) =
+                    (link.addr.clone(), link.parked.take())
+                {
+                    let (stop_tx, stop_rx) = oneshot::channel();
+                    let dial = Dial::Out {
+                        endpoint: endpoint.clone(),
+                        addr,
+                        server,
+                        me: me.clone(),
+                        session_id,
+                    };
+                    tokio::spawn(contact_task(
+                        peer.clone(),
+                        dial,
+                        link.known_session,
+                        session,
+                        rx,
+                        link_tx.clone(),
+                        stop_rx,
+                    ));
+                    link.stop = Some(stop_tx);
+                    link.active = true;
+                }
+            } else if !open && let Some(stop) = link.stop.take() {
+                let _ = stop.send(());
             }
-        } else if !in_pass && let Some(stop) = contact.as_mut().and_then(|c| c.stop.take()) {
-            let _ = stop.send(());
         }
         if touched {
             commit(&config.store, &mut core)?;
         }
-        flush(&mut core, &out_tx);
+        flush(&mut core, &peers);
         stats.jobs.clear();
         for j in core.durable().jobs.values() {
             *stats.jobs.entry(j.state.name()).or_default() += 1;
@@ -403,13 +543,13 @@ pub async fn run(
         stats.queue_depth = core.queue_depth();
         stats.outbox_depth = core.outbox_depth();
         stats.relay_depth = core.relay_depth();
-        stats.in_contact = contact.is_some();
+        stats.in_contact = peers.get(&Peer::Ground).is_some_and(|l| l.active);
         stats.incarnation = core.durable().incarnation;
         if let Ok(mut g) = gauges.lock() {
             *g = stats.clone();
         }
-        // Sleep until the next thing: a wake-up of the core, a run's end, a reading, a pass edge.
-        let mut wake = next_sense.min(refresh_passes_at);
+        // Sleep until the next thing: a wake-up of the core, a run's end, a reading, a window's edge, a redial.
+        let mut wake = next_sense.min(refresh_at);
         if let Some(t) = core.poll_timeout(now) {
             wake = wake.min(t);
         }
@@ -423,18 +563,26 @@ pub async fn run(
             .flat_map(|p| p.contacts.iter())
             .filter(|c| &c.node == core.node())
             .flat_map(|c| [c.start, c.end]);
+        let isl_edges = config.windows.isl.iter().flat_map(|&(_, a, b)| [a, b]);
         if let Some(edge) = config
+            .windows
             .passes
             .iter()
             .flat_map(|&(a, b)| [a, b])
             .chain(plan_edges)
+            .chain(isl_edges)
             .filter(|&t| t > now)
             .min()
         {
             wake = wake.min(edge);
         }
-        if in_pass && contact.is_none() {
-            wake = wake.min(dial_at);
+        if let Some(redial) = peers
+            .values()
+            .filter(|l| !l.active && l.dial_at > now)
+            .map(|l| l.dial_at)
+            .min()
+        {
+            wake = wake.min(redial);
         }
         let sleep = clock
             .wall_until(wake)
@@ -445,43 +593,166 @@ pub async fn run(
             message = link_rx.recv() => {
                 let now = clock.now();
                 match message {
-                    Some(FromLink::Up { reset }) => {
-                        if reset {
-                            core.link_reset();
+                    Some(FromLink::Up { peer, reset }) => match &peer {
+                        Peer::Ground => {
+                            if reset {
+                                core.link_reset();
+                            }
+                            stats.contacts += 1;
+                            core.handle_contact(true, now);
                         }
-                        stats.contacts += 1;
-                        core.handle_contact(true, now);
+                        Peer::Node(n) => {
+                            stats.isl.0 += 1;
+                            core.handle_isl(n, true, now);
+                        }
+                    },
+                    Some(FromLink::Message { peer, envelope }) => match peer {
+                        Peer::Ground => core.handle_message(envelope, now),
+                        Peer::Node(_) => {
+                            stats.isl.1 += 1;
+                            core.handle_isl_message(envelope, now);
+                        }
+                    },
+                    Some(FromLink::Down { peer, done }) => {
+                        if let Some(link) = peers.get_mut(&peer) {
+                            link.active = false;
+                            link.stop = None;
+                            link.known_session = done.peer_session;
+                            link.parked = Some((done.session, done.rx));
+                            if !done.ok {
+                                // The peer did not answer: dial again a little later (simulated time).
+                                link.dial_at = now + Duration::from_secs(30);
+                            }
+                        }
+                        // A newer link the peer opened meanwhile takes the session over (its Up follows).
+                        if let Some(link) = peers.get_mut(&peer)
+                            && let Some(incoming) = link.waiting.take()
+                        {
+                            start_incoming(&peer, link, incoming, &link_tx);
+                        }
+                        if peer == Peer::Ground {
+                            stats.link_bytes.0 += done.bytes.0;
+                            stats.link_bytes.1 += done.bytes.1;
+                        }
+                        match &peer {
+                            Peer::Ground => core.handle_contact(false, now),
+                            Peer::Node(n) => core.handle_isl(n, false, now),
+                        }
                     }
-                    Some(FromLink::Message(envelope)) => core.handle_message(envelope, now),
-                    Some(FromLink::Down(d)) => {
-                        contact = None;
-                        stats.link_bytes.0 += d.bytes.0;
-                        stats.link_bytes.1 += d.bytes.1;
-                        ground_session = d.ground_session;
-                        parked = Some((d.session, d.rx));
-                        if !d.ok {
-                            // The ground did not answer: dial again a little later (simulated time).
-                            dial_at = now + Duration::from_secs(30);
+                    Some(FromLink::Incoming(n, incoming)) => {
+                        let peer = Peer::Node(n);
+                        if let Some(link) = peers.get_mut(&peer) {
+                            if link.active {
+                                // The peer dialled again (it restarted, or lost the old link first): the old
+                                // contact ends, and this one takes the session when it is handed back.
+                                if let Some(stop) = link.stop.take() {
+                                    let _ = stop.send(());
+                                }
+                                link.waiting = Some(incoming);
+                            } else {
+                                start_incoming(&peer, link, incoming, &link_tx);
+                            }
                         }
-                        core.handle_contact(false, now);
                     }
                     None => {}
                 }
                 // Committed before the receipts and reports it caused go out.
                 commit(&config.store, &mut core)?;
-                flush(&mut core, &out_tx);
+                flush(&mut core, &peers);
             }
             () = tokio::time::sleep(sleep) => {}
         }
     }
-    if let Some(stop) = contact.take().and_then(|mut c| c.stop.take()) {
-        let _ = stop.send(());
-        // The contact hangs up; its session is not kept across processes.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), link_rx.recv()).await;
+    if let Some(l) = listener {
+        l.abort();
     }
+    for link in peers.values_mut() {
+        if let Some(stop) = link.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+    // The contacts hang up; sessions are not kept across processes.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while peers.values().any(|l| l.active) {
+            match link_rx.recv().await {
+                Some(FromLink::Down { peer, .. }) => {
+                    if let Some(l) = peers.get_mut(&peer) {
+                        l.active = false;
+                    }
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+    })
+    .await;
     commit(&config.store, &mut core)?;
     endpoint.wait_idle().await;
     Ok(())
+}
+
+/// Starts a contact over a link a neighbour opened, with the peer's parked session.
+fn start_incoming(
+    peer: &Peer,
+    link: &mut PeerLink,
+    incoming: quic::Link,
+    to_core: &UnboundedSender<FromLink>,
+) {
+    let Some((session, rx)) = link.parked.take() else {
+        incoming.connection().close(
+            quinn::VarInt::from_u32(quic::close_code::DONE),
+            b"already linked",
+        );
+        return;
+    };
+    let (stop_tx, stop_rx) = oneshot::channel();
+    tokio::spawn(contact_task(
+        peer.clone(),
+        Dial::In(incoming),
+        link.known_session,
+        session,
+        rx,
+        to_core.clone(),
+        stop_rx,
+    ));
+    link.stop = Some(stop_tx);
+    link.active = true;
+}
+
+/// Accepts neighbours' ISL links and hands each to the core's task; a peer that is not a neighbour is refused.
+async fn accept_neighbours(
+    server: quinn::Endpoint,
+    session_id: u64,
+    neighbours: Vec<NodeId>,
+    to_core: UnboundedSender<FromLink>,
+) {
+    while let Some(incoming) = server.accept().await {
+        let to_core = to_core.clone();
+        let neighbours = neighbours.clone();
+        tokio::spawn(async move {
+            match quic::accept_session(incoming, session_id).await {
+                Ok(link) => {
+                    let peer = link.peer().clone();
+                    match neighbours
+                        .iter()
+                        .find(|n| peer.role() == odc_link::Role::Node && n.as_str() == peer.id())
+                    {
+                        Some(n) => {
+                            let _ = to_core.send(FromLink::Incoming(n.clone(), link));
+                        }
+                        None => {
+                            tracing::warn!(peer = %peer.dns_name(), "an ISL from a node that is not a neighbour; closed");
+                            link.connection().close(
+                                quinn::VarInt::from_u32(quic::close_code::IDENTITY),
+                                b"not a neighbour",
+                            );
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "an ISL was refused"),
+            }
+        });
+    }
 }
 
 /// The moment half of the span from `from` to `until` is used.
@@ -495,88 +766,110 @@ fn commit(store: &FlightStore, core: &mut FlightCore) -> Result<(), FlightStoreE
     store.save(core.durable(), &changed)
 }
 
-/// Moves what the core wants sent into the link's queue (only ever after a commit).
-fn flush(core: &mut FlightCore, out: &UnboundedSender<(Priority, Bytes)>) {
-    while let Some(envelope) = core.poll_outgoing() {
-        match wire::encode(&envelope) {
-            Ok(bytes) => {
-                let _ = out.send((Priority::from(envelope.message.class()), Bytes::from(bytes)));
+/// Moves what the core wants sent into the links' queues (only ever after a commit).
+fn flush(core: &mut FlightCore, peers: &std::collections::BTreeMap<Peer, PeerLink>) {
+    let send = |peer: &Peer, envelope: &Envelope| match wire::encode(envelope) {
+        Ok(bytes) => {
+            if let Some(link) = peers.get(peer) {
+                let _ = link
+                    .tx
+                    .send((Priority::from(envelope.message.class()), Bytes::from(bytes)));
             }
-            Err(e) => tracing::warn!(error = %e, "a message for the ground does not encode"),
+        }
+        Err(e) => tracing::warn!(%peer, error = %e, "a message does not encode"),
+    };
+    while let Some(envelope) = core.poll_outgoing() {
+        send(&Peer::Ground, &envelope);
+    }
+    let pending: Vec<NodeId> = core.isl_peers_pending().cloned().collect();
+    for n in pending {
+        let peer = Peer::Node(n.clone());
+        while let Some(envelope) = core.poll_isl_outgoing(&n) {
+            // A frame for a node that is not a neighbour here is dropped: its sender keeps what matters and
+            // sends it another way.
+            if peers.contains_key(&peer) {
+                send(&peer, &envelope);
+            }
         }
     }
-    // This node relays nothing over ISLs here (no terminal in a local constellation): frames held for a
-    // neighbour stay in the core's relay store until they expire or the ground is reached.
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn contact_task(
-    endpoint: quinn::Endpoint,
-    ground: (SocketAddr, Identity),
-    me: Identity,
-    session_id: u64,
-    known_ground: u64,
+    peer: Peer,
+    dial: Dial,
+    known_session: u64,
     session: Session,
     rx: UnboundedReceiver<(Priority, Bytes)>,
     to_core: UnboundedSender<FromLink>,
     stop: oneshot::Receiver<()>,
 ) {
     let done = contact(
-        endpoint,
-        ground,
-        me,
-        session_id,
-        known_ground,
+        &peer,
+        dial,
+        known_session,
         session,
         rx,
         to_core.clone(),
         stop,
     )
     .await;
-    let _ = to_core.send(FromLink::Down(done));
+    let _ = to_core.send(FromLink::Down { peer, done });
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn contact(
-    endpoint: quinn::Endpoint,
-    ground: (SocketAddr, Identity),
-    me: Identity,
-    session_id: u64,
-    known_ground: u64,
+    peer: &Peer,
+    dial: Dial,
+    known_session: u64,
     mut session: Session,
     mut rx: UnboundedReceiver<(Priority, Bytes)>,
     to_core: UnboundedSender<FromLink>,
     stop: oneshot::Receiver<()>,
 ) -> ContactDone {
-    let link = match quic::connect_session(&endpoint, ground.0, &ground.1, &me, session_id).await {
-        Ok(link) => link,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot reach the ground");
-            return ContactDone {
-                session,
-                rx,
-                ground_session: known_ground,
-                bytes: (0, 0),
-                ok: false,
-            };
-        }
+    let link = match dial {
+        Dial::In(link) => link,
+        Dial::Out {
+            endpoint,
+            addr,
+            server,
+            me,
+            session_id,
+        } => match quic::connect_session(&endpoint, addr, &server, &me, session_id).await {
+            Ok(link) => link,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "cannot reach the peer");
+                return ContactDone {
+                    session,
+                    rx,
+                    peer_session: known_session,
+                    bytes: (0, 0),
+                    ok: false,
+                };
+            }
+        },
     };
-    let ground_session = link.session_id();
-    let reset = known_ground != 0 && ground_session != known_ground;
+    let peer_session = link.session_id();
+    let reset = known_session != 0 && peer_session != known_session;
     if reset {
-        // The ground restarted: its end of the session is gone, so ours starts afresh too.
+        // The peer restarted: its end of the session is gone, so ours starts afresh too.
         session = Session::new(session_config());
     }
     let conn = link.connection().clone();
-    let _ = to_core.send(FromLink::Up { reset });
+    let _ = to_core.send(FromLink::Up {
+        peer: peer.clone(),
+        reset,
+    });
     let tx = to_core.clone();
+    let from = peer.clone();
     let mut on_event = move |event: Event| {
         if let Event::Delivered { payload, .. } = event {
             match wire::decode(&payload) {
                 Ok(envelope) => {
-                    let _ = tx.send(FromLink::Message(envelope));
+                    let _ = tx.send(FromLink::Message {
+                        peer: from.clone(),
+                        envelope,
+                    });
                 }
-                Err(e) => tracing::warn!(error = %e, "a message from the ground does not decode"),
+                Err(e) => tracing::warn!(peer = %from, error = %e, "a message does not decode"),
             }
         }
     };
@@ -590,14 +883,14 @@ async fn contact(
     let ok = match end {
         Ok(ContactEnd::Stopped) | Ok(ContactEnd::Lost) => true,
         Err(e) => {
-            tracing::warn!(error = %e, "the contact ended on an error");
+            tracing::warn!(%peer, error = %e, "the contact ended on an error");
             false
         }
     };
     ContactDone {
         session,
         rx,
-        ground_session,
+        peer_session,
         bytes: (stats.udp_tx.bytes, stats.udp_rx.bytes),
         ok,
     }

@@ -727,6 +727,17 @@ async fn metrics<S: Store>(State(g): State<Arc<Ground<S>>>) -> Result<Response, 
             "",
             &[(String::new(), g.links.in_contact() as f64)],
         );
+        let (inputs, results) = core.relay_counts();
+        gauge(
+            &mut out,
+            "odc_ground_relayed",
+            "Inputs handed to a neighbour to relay over an ISL, and results that came down through one.",
+            "what",
+            &[
+                ("inputs".into(), inputs as f64),
+                ("results".into(), results as f64),
+            ],
+        );
         gauge(
             &mut out,
             "odc_ground_nodes_lost",

@@ -6,7 +6,7 @@ use super::fleet::{TimeSettings, geometry, load_config};
 use anyhow::Context;
 use clap::Args;
 use odc_accel::Accelerator;
-use odc_flight::daemon::{DaemonConfig, FlightGauges, run as run_daemon};
+use odc_flight::daemon::{DaemonConfig, FlightGauges, Windows, run as run_daemon};
 use odc_flight::sensors::SimulatedSensors;
 use odc_flight::store::FlightStore;
 use odc_link::pki::load_trust;
@@ -35,6 +35,11 @@ backend = "cpu"
 # The constellation: a planner scenario file (`odc plan` format); empty for the embedded demo constellation.
 # Must be the ground's.
 scenario = ""
+# Inter-satellite links: where neighbours dial in (UDP address; empty: no ISL terminal), and the neighbours with
+# their addresses, e.g. { n60102 = "127.0.0.1:17702" }. A node dials the neighbours whose id is greater than its
+# own, in the ISL windows computed within the scenario's isl_range_km.
+isl_listen = ""
+neighbours = {}
 # Hours of passes and eclipses computed at start.
 horizon_hours = 24.0
 # Simulated seconds between sensor readings.
@@ -54,6 +59,8 @@ struct FlightFile {
     pki_dir: PathBuf,
     store: PathBuf,
     metrics_listen: String,
+    isl_listen: String,
+    neighbours: std::collections::BTreeMap<String, String>,
     backend: String,
     scenario: String,
     horizon_hours: f64,
@@ -109,13 +116,11 @@ async fn serve(file: FlightFile, base: PathBuf) -> anyhow::Result<()> {
     };
     let clock = time.clock()?;
     let now = clock.now();
-    let snapshot = geometry(
-        &file.scenario,
-        &base,
-        now,
-        file.horizon_hours,
-        std::slice::from_ref(&file.node),
-    )?;
+    // This node and its neighbours: its passes, and its ISL windows with them.
+    let only: Vec<String> = std::iter::once(file.node.clone())
+        .chain(file.neighbours.keys().cloned())
+        .collect();
+    let snapshot = geometry(&file.scenario, &base, now, file.horizon_hours, &only)?;
     let node = snapshot
         .nodes
         .iter()
@@ -132,12 +137,25 @@ async fn serve(file: FlightFile, base: PathBuf) -> anyhow::Result<()> {
                     .join(", ")
             )
         })?;
-    let passes: Vec<_> = snapshot
-        .contacts
-        .iter()
-        .filter(|c| c.node == node.spec.id)
-        .map(|c| (c.start, c.end))
-        .collect();
+    let windows = windows_of(&snapshot, &node.spec.id);
+    let mut neighbours = Vec::new();
+    for (id, addr) in &file.neighbours {
+        let id = odc_model::id::NodeId::new(id.as_str())
+            .map_err(|e| anyhow::anyhow!("neighbour {id:?}: {e}"))?;
+        let addr: std::net::SocketAddr = addr
+            .parse()
+            .with_context(|| format!("neighbour {id}: {addr:?} is not an address"))?;
+        neighbours.push((id, addr));
+    }
+    let isl_listen = if file.isl_listen.is_empty() {
+        None
+    } else {
+        Some(
+            file.isl_listen
+                .parse()
+                .with_context(|| format!("isl_listen {:?} is not an address", file.isl_listen))?,
+        )
+    };
     let pki = base.join(&file.pki_dir);
     let me = Identity::new(Role::Node, &file.node)?;
     let credentials = Credentials::load(&pki, me).with_context(|| {
@@ -186,28 +204,29 @@ async fn serve(file: FlightFile, base: PathBuf) -> anyhow::Result<()> {
         tokio::spawn(serve_metrics(listener, gauges.clone(), file.node.clone()));
     }
     say(&format!(
-        "odc flight {} up: {} passes in the next {} h, store {}",
+        "odc flight {} up: {} passes and {} ISL windows in the next {} h, store {}",
         file.node,
-        passes.len(),
+        windows.passes.len(),
+        windows.isl.len(),
         file.horizon_hours,
         store_path.display()
     ));
-    let (scenario, only, hours) = (
+    let (scenario, hours, me) = (
         file.scenario.clone(),
-        vec![file.node.clone()],
         file.horizon_hours,
+        node.spec.id.clone(),
     );
-    let more_passes = Box::new(move |from: odc_model::time::Instant| {
+    let more_windows = Box::new(move |from: odc_model::time::Instant| {
         let snapshot =
             geometry(&scenario, &base, from, hours, &only).map_err(|e| format!("{e:#}"))?;
-        let passes = snapshot.contacts.iter().map(|c| (c.start, c.end)).collect();
-        Ok((passes, snapshot.horizon_end))
+        Ok(windows_of(&snapshot, &me))
     });
     let config = DaemonConfig {
         spec: node.spec.clone(),
-        passes,
-        passes_until: snapshot.horizon_end,
-        more_passes,
+        windows,
+        more_windows,
+        neighbours,
+        isl_listen,
         ground: (ground_addr, ground_id),
         credentials,
         ca,
@@ -228,6 +247,34 @@ async fn serve(file: FlightFile, base: PathBuf) -> anyhow::Result<()> {
         file.node
     ));
     Ok(())
+}
+
+/// A node's passes and its ISL windows with the other nodes of the snapshot.
+fn windows_of(snapshot: &odc_planner::Snapshot, me: &odc_model::id::NodeId) -> Windows {
+    let passes = snapshot
+        .contacts
+        .iter()
+        .filter(|c| &c.node == me)
+        .map(|c| (c.start, c.end))
+        .collect();
+    let isl = snapshot
+        .isl
+        .iter()
+        .filter_map(|w| {
+            if &w.a == me {
+                Some((w.b.clone(), w.start, w.end))
+            } else if &w.b == me {
+                Some((w.a.clone(), w.start, w.end))
+            } else {
+                None
+            }
+        })
+        .collect();
+    Windows {
+        passes,
+        isl,
+        until: snapshot.horizon_end,
+    }
 }
 
 /// Answers every request on the metrics address with the node's gauges (Prometheus text).

@@ -46,6 +46,9 @@ replan_minutes = 10.0
 horizon_hours = 24.0
 # The scenario's nodes this ground plans for; empty: all of them.
 nodes = []
+# Route inputs and results over inter-satellite links (the nodes' daemons must have ISL terminals configured:
+# isl_listen and neighbours in node.toml).
+plan_isl = false
 # A node silent through this many passes in a row is taken for lost: plans leave it out (jobs whose input is
 # aboard wait for it) until it is heard again. 0: never.
 lose_node_after_missed_passes = 3
@@ -76,6 +79,7 @@ struct GroundFile {
     horizon_hours: f64,
     nodes: Vec<String>,
     lose_node_after_missed_passes: usize,
+    plan_isl: bool,
     link_listen: String,
     pki_dir: PathBuf,
     ground_id: String,
@@ -174,9 +178,9 @@ fn fleet(
         horizon_end: now + Duration::from_secs_f64(file.horizon_hours * 3600.0),
         plan_ahead: Duration::from_secs_f64(file.plan_ahead_hours * 3600.0),
         replan_every: Duration::from_secs_f64(file.replan_minutes * 60.0),
-        // The nodes' optical terminals are not driven by the daemons yet: plans route through ground passes only.
+        // ISL routes only where the daemons run ISL terminals (plan_isl); otherwise through ground passes.
         planner: PlannerOptions {
-            use_isl: false,
+            use_isl: file.plan_isl,
             ..PlannerOptions::default()
         },
         seed: now.unix_ms() as u64,

@@ -41,6 +41,9 @@ pub struct LiveArgs {
     /// Longest wall time between two kills, milliseconds (each is drawn up to this).
     #[arg(long, default_value_t = 1500)]
     pub kill_every_ms: u64,
+    /// Link the daemons to each other over inter-satellite links too, and let the ground route over them.
+    #[arg(long)]
+    pub isl: bool,
     /// Hours of passes each service computes ahead (and again when half are used).
     #[arg(long, default_value_t = 48.0)]
     pub horizon_hours: f64,
@@ -140,12 +143,16 @@ pub struct LiveOutcome {
     pub simulated_h: f64,
     /// Node contacts the ground opened.
     pub contacts: u64,
+    /// Inputs the ground sent up through a neighbour, and results that came down through one (ISL relay).
+    pub relayed: (u64, u64),
     /// The lowest state of charge the daemons' metrics endpoints gave at the end (0..1).
     pub node_state_of_charge: f64,
     /// Job records the daemons' metrics endpoints counted at the end, over all nodes and states.
     pub node_jobs: u64,
     /// Telemetry reports the ground holds from the daemons (one per contact).
     pub telemetry_reports: usize,
+    /// Messages the daemons received from neighbours over ISLs (their metrics; since their last start).
+    pub isl_messages: u64,
 }
 
 /// Runs the live demo.
@@ -279,17 +286,37 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
     std::fs::write(
         dir.join("ground.toml"),
         format!(
-            "listen = \"127.0.0.1:{http}\"\napi_tls_cert = \"pki/api.pem\"\napi_tls_key = \"pki/api.key\"\nlink_listen = \"127.0.0.1:{quic}\"\nnodes = [{node_list}]\nreplan_minutes = 5.0\n{time_keys}"
+            "plan_isl = {}\nlisten = \"127.0.0.1:{http}\"\napi_tls_cert = \"pki/api.pem\"\napi_tls_key = \"pki/api.key\"\nlink_listen = \"127.0.0.1:{quic}\"\nnodes = [{node_list}]\nreplan_minutes = 5.0\n{time_keys}",
+            args.isl
         ),
     )?;
+    let mut isl_ports = Vec::new();
+    for _ in &nodes {
+        isl_ports.push(free_port(true)?);
+    }
     let mut metrics_ports = Vec::new();
-    for n in &nodes {
+    for (i, n) in nodes.iter().enumerate() {
         let metrics_port = free_port(false)?;
         metrics_ports.push(metrics_port);
+        let isl = if args.isl {
+            let neighbours = nodes
+                .iter()
+                .zip(&isl_ports)
+                .filter(|(m, _)| *m != n)
+                .map(|(m, p)| format!("{m} = \"127.0.0.1:{p}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "isl_listen = \"127.0.0.1:{}\"\nneighbours = {{ {neighbours} }}\n",
+                isl_ports[i]
+            )
+        } else {
+            String::new()
+        };
         std::fs::write(
             dir.join(format!("{n}.toml")),
             format!(
-                "node = \"{n}\"\nground = \"127.0.0.1:{quic}\"\nstore = \"{n}.db\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n{time_keys}"
+                "node = \"{n}\"\nground = \"127.0.0.1:{quic}\"\nstore = \"{n}.db\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n{isl}{time_keys}"
             ),
         )?;
     }
@@ -506,11 +533,17 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
     }
     let metrics = operator.call("GET", "/metrics", None)?;
     let text = String::from_utf8_lossy(&metrics.body);
-    outcome.contacts = text
-        .lines()
-        .find_map(|l| l.strip_prefix("odc_ground_contacts_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
+    let figure = |prefix: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    };
+    outcome.contacts = figure("odc_ground_contacts_total ");
+    outcome.relayed = (
+        figure("odc_ground_relayed{what=\"inputs\"} "),
+        figure("odc_ground_relayed{what=\"results\"} "),
+    );
     for n in &nodes {
         let reports = operator.json("GET", &format!("/v1/ops/nodes/{n}/telemetry"), None)?;
         outcome.telemetry_reports += reports.as_array().map_or(0, Vec::len);
@@ -526,6 +559,8 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
                     outcome.node_state_of_charge.min(value.unwrap_or(-1.0));
             } else if line.starts_with("odc_flight_jobs{") {
                 outcome.node_jobs += value.unwrap_or(0.0) as u64;
+            } else if line.starts_with("odc_flight_isl_messages{") {
+                outcome.isl_messages += value.unwrap_or(0.0) as u64;
             }
         }
     }
@@ -536,7 +571,7 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
     }
     ground.terminate();
     println!(
-        "{} of {} jobs delivered, {} equal to the reference inference ({} of the true class), {} lost; {} listed; {} node contacts; {} kill -9 restarts of a daemon, {} of the ground; {:.1} simulated hours in {:.1} s",
+        "{} of {} jobs delivered, {} equal to the reference inference ({} of the true class), {} lost; {} listed; {} node contacts; {} inputs up and {} results down through a neighbour; {} kill -9 restarts of a daemon, {} of the ground; {:.1} simulated hours in {:.1} s",
         outcome.delivered,
         outcome.submitted,
         outcome.correct,
@@ -544,6 +579,8 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
         outcome.lost,
         outcome.listed,
         outcome.contacts,
+        outcome.relayed.0,
+        outcome.relayed.1,
         outcome.kills,
         outcome.ground_kills,
         outcome.simulated_h,

@@ -204,6 +204,8 @@ struct Pending {
 /// hears that its result arrived only once the result is durable).
 #[derive(Default)]
 struct Outbound {
+    /// Job records a restart must not forget (an input sent, a node's report, an expiry).
+    jobs: Vec<Job>,
     deliveries: Vec<(Job, Vec<u8>, UsageRecord)>,
     messages: Vec<(NodeId, Envelope)>,
 }
@@ -211,7 +213,10 @@ struct Outbound {
 impl Outbound {
     /// Takes everything the core has for the outside.
     fn drain(core: &mut GroundCore) -> Outbound {
-        let mut out = Outbound::default();
+        let mut out = Outbound {
+            jobs: core.take_dirty(),
+            ..Outbound::default()
+        };
         while let Some(d) = core.poll_delivery() {
             let job = core.job(d.job).cloned();
             let usage = core.ledger().iter().rev().find(|r| r.job == d.job).cloned();
@@ -434,7 +439,7 @@ impl<S: Store> Ground<S> {
 
     /// Hands what the core produced to the writer task (which keeps the order).
     fn send_out(&self, out: Outbound) {
-        if !out.deliveries.is_empty() || !out.messages.is_empty() {
+        if !out.jobs.is_empty() || !out.deliveries.is_empty() || !out.messages.is_empty() {
             let _ = self.outbound.send(out);
         }
     }
@@ -1155,7 +1160,24 @@ impl<S: Store> NodeSide for Ground<S> {
     }
 }
 
-/// The writer of what the core produced: each delivery is committed (retried, with a growing pause, until the
+/// Retries a write with a growing pause until the store takes it, raising `store_failing` meanwhile.
+async fn until_stored<F, W>(metrics: &ApiMetrics, what: &str, mut write: W)
+where
+    W: FnMut() -> F,
+    F: Future<Output = Result<(), StoreError>>,
+{
+    let mut pause = std::time::Duration::from_millis(50);
+    while let Err(e) = write().await {
+        metrics.store_retrying.store(true, Ordering::Relaxed);
+        metrics.store_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(error = %e, "{what} could not be stored; retrying");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(5));
+    }
+    metrics.store_retrying.store(false, Ordering::Relaxed);
+}
+
+/// The writer of what the core produced: job records and each delivery are committed (retried, with a growing pause, until the
 /// store takes it), then the messages behind it go to their nodes.
 async fn outbound_loop<S: Store>(
     store: Arc<S>,
@@ -1164,16 +1186,22 @@ async fn outbound_loop<S: Store>(
     mut rx: mpsc::UnboundedReceiver<Outbound>,
 ) {
     while let Some(out) = rx.recv().await {
+        if !out.jobs.is_empty() {
+            let writes: Vec<JobWrite> = out
+                .jobs
+                .iter()
+                .map(|job| JobWrite {
+                    job: job.clone(),
+                    input: None,
+                })
+                .collect();
+            until_stored(&metrics, "job records", || store.put_jobs(&writes, &[])).await;
+        }
         for (job, result, usage) in &out.deliveries {
-            let mut pause = std::time::Duration::from_millis(50);
-            while let Err(e) = store.put_delivery(job, result, usage).await {
-                metrics.store_retrying.store(true, Ordering::Relaxed);
-                metrics.store_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(job = %job.id, error = %e, "a delivered result could not be stored; retrying");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(std::time::Duration::from_secs(5));
-            }
-            metrics.store_retrying.store(false, Ordering::Relaxed);
+            until_stored(&metrics, "a delivered result", || {
+                store.put_delivery(job, result, usage)
+            })
+            .await;
         }
         for (node, envelope) in &out.messages {
             links.send(node, envelope);

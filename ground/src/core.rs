@@ -225,6 +225,8 @@ pub struct GroundCore {
     held: BTreeSet<JobId>,
     /// Passes a node may miss in a row before it is taken for lost (`None`: never).
     lose_after: Option<usize>,
+    /// Jobs whose record changed in a way a restart must not forget (input sent, node reports, expiry).
+    dirty: BTreeSet<JobId>,
 }
 
 impl GroundCore {
@@ -274,6 +276,7 @@ impl GroundCore {
             relay_counts: (0, 0),
             held: BTreeSet::new(),
             lose_after: None,
+            dirty: BTreeSet::new(),
             config,
         }
     }
@@ -405,6 +408,7 @@ impl GroundCore {
             if let Some(j) = self.jobs.get_mut(&id)
                 && j.job.apply(&JobEvent::Expire, now).is_ok()
             {
+                self.dirty.insert(id);
                 let node = j.node.clone();
                 self.release(id);
                 if let Some(node) = node {
@@ -903,6 +907,7 @@ impl GroundCore {
             }
             if let Some(j) = self.jobs.get_mut(&id) {
                 j.sent_to = Some(node.clone());
+                self.dirty.insert(id);
             }
         }
         self.serve_relayed(node, now);
@@ -956,6 +961,7 @@ impl GroundCore {
                 && let Some(j) = self.jobs.get_mut(&id)
             {
                 j.sent_to = Some(target);
+                self.dirty.insert(id);
                 j.relayed_at = Some(now);
                 self.relay_counts.0 += 1;
             }
@@ -1114,7 +1120,11 @@ impl GroundCore {
             j.input = Vec::new();
         }
         let failed = matches!(event, JobEvent::Fail { .. });
-        if let Ok(Outcome::Applied { .. }) = j.job.apply(&event, now)
+        let applied = j.job.apply(&event, now);
+        if matches!(applied, Ok(Outcome::Applied { .. })) {
+            self.dirty.insert(id);
+        }
+        if let Ok(Outcome::Applied { .. }) = applied
             && failed
         {
             self.release(id);
@@ -1309,13 +1319,17 @@ impl GroundCore {
             self.keys
                 .insert((job.spec.tenant, job.spec.idempotency_key.clone()), job.id);
             self.deadlines.insert((job.spec.deadline, job.id));
+            // A planned job is stored only once its input was sent: it stays pinned to that node.
+            let sent_to = (job.state == JobState::Planned)
+                .then(|| job.placement.as_ref().map(|p| p.node.clone()))
+                .flatten();
             self.jobs.insert(
                 job.id,
                 GroundJob {
                     node: job.placement.as_ref().map(|p| p.node.clone()),
                     job,
                     input,
-                    sent_to: None,
+                    sent_to,
                     planned_delivery: None,
                     reserved: estimate,
                     relayed_at: None,
@@ -1365,6 +1379,15 @@ impl GroundCore {
             }
         }
         missed
+    }
+
+    /// Jobs whose record changed since the last call in a way a restart must not forget (an input sent to a node,
+    /// a node's report, an expiry): the service stores them before the messages behind them leave.
+    pub fn take_dirty(&mut self) -> Vec<Job> {
+        let ids = std::mem::take(&mut self.dirty);
+        ids.into_iter()
+            .filter_map(|id| self.jobs.get(&id).map(|j| j.job.clone()))
+            .collect()
     }
 
     /// Keeps a just-accepted job out of every plan until [`GroundCore::confirm`] says it is durable, so nothing

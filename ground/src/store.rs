@@ -283,6 +283,8 @@ impl Store for SqliteStore {
     }
 
     async fn put_jobs(&self, jobs: &[JobWrite], audit: &[AuditEntry]) -> Result<(), StoreError> {
+        // A record never replaces one with a longer history: writers of the same job (the API's commits, the
+        // dispatcher's) may land in either order, and the job state machine only ever adds to a history.
         let mut tx = self.pool.begin().await?;
         for w in jobs {
             let closed = w.job.state.is_terminal();
@@ -294,7 +296,9 @@ impl Store for SqliteStore {
                     sqlx::query(
                         "INSERT INTO jobs (id, tenant, closed, record, input) VALUES (?, ?, ?, ?, ?)
                          ON CONFLICT (id) DO UPDATE SET closed = excluded.closed, record = excluded.record,
-                         input = excluded.input",
+                         input = excluded.input
+                         WHERE json_array_length(excluded.record, '$.history')
+                            >= json_array_length(jobs.record, '$.history')",
                     )
                     .bind(&id)
                     .bind(w.job.spec.tenant.to_string())
@@ -307,7 +311,9 @@ impl Store for SqliteStore {
                 None => {
                     sqlx::query(
                         "INSERT INTO jobs (id, tenant, closed, record) VALUES (?, ?, ?, ?)
-                         ON CONFLICT (id) DO UPDATE SET closed = excluded.closed, record = excluded.record",
+                         ON CONFLICT (id) DO UPDATE SET closed = excluded.closed, record = excluded.record
+                         WHERE json_array_length(excluded.record, '$.history')
+                            >= json_array_length(jobs.record, '$.history')",
                     )
                     .bind(&id)
                     .bind(w.job.spec.tenant.to_string())

@@ -222,3 +222,50 @@ async fn a_damaged_record_is_an_error_that_names_it() {
         other => panic!("expected a corrupt-record error, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_older_record_of_a_job_never_replaces_a_newer_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("g.db"))
+        .await
+        .expect("open");
+    let mut ids = IdGenerator::seeded(3);
+    let t = tenant(&mut ids, "t");
+    let job = accepted(&mut ids, &t, "k", b"in");
+    store
+        .put_jobs(
+            &[JobWrite {
+                job: job.clone(),
+                input: Some(b"in".to_vec()),
+            }],
+            &[],
+        )
+        .await
+        .expect("submit");
+    let mut cancelled = job.clone();
+    cancelled.apply(&JobEvent::Cancel, t0()).expect("cancel");
+    store
+        .put_jobs(
+            &[JobWrite {
+                job: cancelled,
+                input: Some(Vec::new()),
+            }],
+            &[],
+        )
+        .await
+        .expect("cancel");
+    // A writer that captured the job before the cancellation lands last: the cancellation stays.
+    store
+        .put_jobs(
+            &[JobWrite {
+                job: job.clone(),
+                input: None,
+            }],
+            &[],
+        )
+        .await
+        .expect("late write");
+    let stored = store.job(job.id).await.expect("read").expect("job");
+    assert_eq!(stored.state, JobState::Cancelled);
+    assert!(store.open_jobs().await.expect("open").is_empty());
+}

@@ -637,6 +637,56 @@ fn the_ground_service_keeps_accepted_jobs_across_a_restart_and_clients_see_only_
     );
     let out = client(&dir, &url, &tokens[0], &["ops", "nodes"]);
     assert!(stderr(&out).contains("forbidden"), "{}", stderr(&out));
+    // An operator changes beta's quota and gives it a new token: the old one is refused, the new one works.
+    let out = client(&dir, &url, operator, &["ops", "tenants"]);
+    let tenants: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let beta = tenants
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["tenant"]["name"] == "beta")
+        .and_then(|t| t["tenant"]["id"].as_str())
+        .expect("beta")
+        .to_string();
+    let update = [
+        "ops",
+        "tenant-update",
+        "--tenant",
+        &beta,
+        "--energy-wh",
+        "42",
+        "--weight",
+        "2",
+    ];
+    let out = client(&dir, &url, operator, &update);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["tenant"]["quota"]["energy_wh"], 42.0, "{v}");
+    assert_eq!(
+        v["tenant"]["quota"]["accelerator_s"], 3600.0,
+        "untouched: {v}"
+    );
+    assert_eq!(v["tenant"]["share_weight"], 2, "{v}");
+    let out = client(
+        &dir,
+        &url,
+        operator,
+        &["ops", "tenant-update", "--tenant", &beta],
+    );
+    assert!(stderr(&out).contains("bad_request"), "{}", stderr(&out));
+    let out = client(
+        &dir,
+        &url,
+        operator,
+        &["ops", "tenant-token", "--tenant", &beta],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let old = std::mem::replace(&mut tokens[1], v["token"].as_str().expect("token").into());
+    let out = client(&dir, &url, &old, &["tenant", "usage"]);
+    assert!(stderr(&out).contains("unauthenticated"), "{}", stderr(&out));
+    let out = client(&dir, &url, &tokens[1], &["tenant", "usage"]);
+    assert!(out.status.success(), "{}", stderr(&out));
     // Orbit data: the catalog in force again is stale; one satellite's fresher elements replace its own.
     let text = std::fs::read_to_string(tle()).expect("catalog");
     std::fs::write(dir.join("same.tle"), &text).expect("tle");

@@ -131,10 +131,13 @@ async fn main() {
         .await
         .expect("store");
     store
-        .put_tenant(&TenantRecord {
-            tenant: tenant.clone(),
-            token_hash: token_hash("load-token"),
-        })
+        .put_tenant(
+            &TenantRecord {
+                tenant: tenant.clone(),
+                token_hash: token_hash("load-token"),
+            },
+            &[],
+        )
         .await
         .expect("tenant");
     let ground = Ground::start(core, store, Arc::new(SimClock::new(t0())), &[])

@@ -15,7 +15,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use odc_model::id::{JobId, ModelId, NodeId, TenantId};
@@ -245,6 +245,8 @@ pub struct Ground<S: Store> {
     /// Submissions accepted and not yet committed, with the outcome of their commit once known: a resubmission
     /// with the same key waits for it rather than being answered before the job is durable.
     committing: Mutex<HashMap<JobId, tokio::sync::watch::Receiver<Option<bool>>>>,
+    /// Taken by every change to a tenant's account, so two changes cannot interleave their read and write.
+    tenant_admin: tokio::sync::Mutex<()>,
 }
 
 impl<S: Store> Ground<S> {
@@ -286,16 +288,41 @@ impl<S: Store> Ground<S> {
             outbound,
             orbits: Mutex::new(None),
             committing: Mutex::new(HashMap::new()),
+            tenant_admin: tokio::sync::Mutex::new(()),
         }))
     }
 
-    /// Registers a tenant (durably) with the hash of its token.
-    pub async fn add_tenant(&self, record: TenantRecord) -> Result<(), StoreError> {
-        self.store.put_tenant(&record).await?;
+    /// Registers a tenant (durably, with its audit entries) with the hash of its token; a tenant registered again
+    /// keeps only the new token: the old one is refused from then on.
+    pub async fn add_tenant(
+        &self,
+        record: TenantRecord,
+        audit: &[AuditEntry],
+    ) -> Result<(), StoreError> {
+        self.store.put_tenant(&record, audit).await?;
         if let Ok(mut p) = self.principals.write() {
-            p.insert(record.token_hash, Principal::Tenant(record.tenant.id));
+            let id = Principal::Tenant(record.tenant.id);
+            p.retain(|_, who| *who != id);
+            p.insert(record.token_hash, id);
         }
         Ok(())
+    }
+
+    /// A tenant's account as the core holds it and the hash of its token in force; `not_found` for an id that
+    /// names no tenant.
+    fn tenant_account(&self, id: &str) -> Result<(Tenant, [u8; 32]), ApiError> {
+        let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such tenant");
+        let id = TenantId::from_str(id).map_err(|_| not_found())?;
+        let tenant = self.core()?.tenant(id).cloned().ok_or_else(not_found)?;
+        let hash = self
+            .principals
+            .read()
+            .map_err(|_| ApiError::poisoned())?
+            .iter()
+            .find(|(_, who)| **who == Principal::Tenant(id))
+            .map(|(h, _)| *h)
+            .ok_or_else(not_found)?;
+        Ok((tenant, hash))
     }
 
     /// Keeps the geometry ahead of the clock: once less than half of `hours` of passes remain, computes `hours`
@@ -613,27 +640,177 @@ async fn create_tenant<S: Store>(
         quota: req.quota,
         share_weight: req.share_weight.unwrap_or(1).max(1),
     };
+    check_quota(&tenant.quota)?;
     let token = new_token();
-    g.add_tenant(TenantRecord {
-        tenant: tenant.clone(),
-        token_hash: token_hash(&token),
-    })
+    g.add_tenant(
+        TenantRecord {
+            tenant: tenant.clone(),
+            token_hash: token_hash(&token),
+        },
+        &[operator_action(now, "tenant.create", tenant.id)],
+    )
     .await
     .map_err(ApiError::store)?;
     g.core()?.add_tenant(tenant.clone());
+    Ok((StatusCode::CREATED, Json(CreatedTenant { tenant, token })))
+}
+
+/// An audit entry for an operator's change to a tenant.
+fn operator_action(at: Instant, action: &str, tenant: TenantId) -> AuditEntry {
+    AuditEntry {
+        at,
+        who: "operator".into(),
+        action: action.into(),
+        target: tenant.to_string(),
+    }
+}
+
+/// A quota the planner and the intake can work with: finite, non-negative figures over a positive period.
+fn check_quota(q: &Quota) -> Result<(), ApiError> {
+    for (name, v) in [
+        ("accelerator_s", q.accelerator_s),
+        ("energy_wh", q.energy_wh),
+    ] {
+        if !v.is_finite() || v < 0.0 {
+            return Err(bad_request(format!(
+                "quota `{name}` must be a finite number of at least 0, not {v}"
+            )));
+        }
+    }
+    if q.period <= Duration::ZERO {
+        return Err(bad_request(
+            "quota `period` must be positive (milliseconds)",
+        ));
+    }
+    Ok(())
+}
+
+/// What an operator changes in a tenant's account: only the fields given; the rest stay.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantChange {
+    /// New display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Quota figures to change.
+    #[serde(default)]
+    pub quota: Option<QuotaChange>,
+    /// New fair-share weight (at least 1).
+    #[serde(default)]
+    pub share_weight: Option<u32>,
+}
+
+/// Quota figures to change; those absent stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaChange {
+    /// Accelerator time per period, seconds.
+    #[serde(default)]
+    pub accelerator_s: Option<f64>,
+    /// Accelerator energy per period, Wh.
+    #[serde(default)]
+    pub energy_wh: Option<f64>,
+    /// Bytes sent up per period.
+    #[serde(default)]
+    pub uplink_bytes: Option<u64>,
+    /// Bytes sent down per period.
+    #[serde(default)]
+    pub downlink_bytes: Option<u64>,
+    /// Length of the accounting period, milliseconds.
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    pub period: Option<Duration>,
+}
+
+impl TenantChange {
+    /// The account with this change made, or why the change cannot be made.
+    fn apply(self, mut tenant: Tenant) -> Result<Tenant, ApiError> {
+        if self.name.is_none() && self.quota.is_none() && self.share_weight.is_none() {
+            return Err(bad_request(
+                "the change names nothing to change (give `name`, `quota` or `share_weight`)",
+            ));
+        }
+        if let Some(name) = self.name {
+            if name.trim().is_empty() || name.len() > 100 {
+                return Err(bad_request("`name` must be 1 to 100 characters"));
+            }
+            tenant.name = name;
+        }
+        if let Some(w) = self.share_weight {
+            if w == 0 {
+                return Err(bad_request("`share_weight` must be at least 1"));
+            }
+            tenant.share_weight = w;
+        }
+        if let Some(q) = self.quota {
+            let t = &mut tenant.quota;
+            t.accelerator_s = q.accelerator_s.unwrap_or(t.accelerator_s);
+            t.energy_wh = q.energy_wh.unwrap_or(t.energy_wh);
+            t.uplink_bytes = q.uplink_bytes.unwrap_or(t.uplink_bytes);
+            t.downlink_bytes = q.downlink_bytes.unwrap_or(t.downlink_bytes);
+            t.period = q.period.unwrap_or(t.period);
+        }
+        check_quota(&tenant.quota)?;
+        Ok(tenant)
+    }
+}
+
+#[utoipa::path(patch, path = "/v1/ops/tenants/{id}", tag = "operator", params(("id" = String, Path, description = "Tenant id")), request_body = TenantChange, security(("bearer" = [])), responses((status = 200, description = "The account as it is now; jobs already accepted stay accepted, new submissions meet the new quota", body = TenantView), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 503, description = "Not stored: nothing changed", body = ApiError)))]
+async fn update_tenant<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<TenantView>, ApiError> {
+    g.operator_caller(&headers)?;
+    let change: TenantChange = serde_json::from_slice(&body)
+        .map_err(|e| bad_request(format!("the body is not a tenant change: {e}")))?;
+    let _one_change = g.tenant_admin.lock().await;
+    let (tenant, hash) = g.tenant_account(&id)?;
+    let tenant = change.apply(tenant)?;
+    let now = g.clock.now();
+    // Durable first: a restart rebuilds the account from the store.
     g.store
-        .put_jobs(
-            &[],
-            &[AuditEntry {
-                at: now,
-                who: "operator".into(),
-                action: "tenant.create".into(),
-                target: tenant.id.to_string(),
-            }],
+        .put_tenant(
+            &TenantRecord {
+                tenant: tenant.clone(),
+                token_hash: hash,
+            },
+            &[operator_action(now, "tenant.update", tenant.id)],
         )
         .await
         .map_err(ApiError::store)?;
-    Ok((StatusCode::CREATED, Json(CreatedTenant { tenant, token })))
+    let mut core = g.core()?;
+    core.update_tenant(tenant.clone(), now);
+    let (used, reserved) = core.usage(tenant.id).unwrap_or_default();
+    Ok(Json(TenantView {
+        tenant,
+        used,
+        reserved,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/ops/tenants/{id}/token", tag = "operator", params(("id" = String, Path, description = "Tenant id")), security(("bearer" = [])), responses((status = 200, description = "A new token, shown this once; the old one is refused from now on", body = CreatedTenant), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 503, description = "Not stored: the old token still holds", body = ApiError)))]
+async fn rotate_token<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<CreatedTenant>, ApiError> {
+    g.operator_caller(&headers)?;
+    let _one_change = g.tenant_admin.lock().await;
+    let (tenant, _) = g.tenant_account(&id)?;
+    let token = new_token();
+    let now = g.clock.now();
+    g.add_tenant(
+        TenantRecord {
+            tenant: tenant.clone(),
+            token_hash: token_hash(&token),
+        },
+        &[operator_action(now, "tenant.token_rotate", tenant.id)],
+    )
+    .await
+    .map_err(ApiError::store)?;
+    Ok(Json(CreatedTenant { tenant, token }))
 }
 
 #[utoipa::path(get, path = "/v1/ops/tenants", tag = "operator", security(("bearer" = [])), responses((status = 200, body = Vec<TenantView>), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
@@ -1056,7 +1233,7 @@ async fn console() -> Response {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "odc ground", description = "Tenant and operator APIs of the odc control plane."),
-    paths(submit, list, status, cancel, result, usage, create_tenant, list_tenants, audit, plan, nodes, alarms, stations, station_status, orbits, upload_orbits, telemetry),
+    paths(submit, list, status, cancel, result, usage, create_tenant, list_tenants, update_tenant, rotate_token, audit, plan, nodes, alarms, stations, station_status, orbits, upload_orbits, telemetry),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -1093,6 +1270,8 @@ pub fn router<S: Store>(ground: Arc<Ground<S>>, max_body_bytes: usize) -> Router
             "/v1/ops/tenants",
             post(create_tenant::<S>).get(list_tenants::<S>),
         )
+        .route("/v1/ops/tenants/{id}", patch(update_tenant::<S>))
+        .route("/v1/ops/tenants/{id}/token", post(rotate_token::<S>))
         .route("/v1/ops/audit", get(audit::<S>))
         .route("/v1/ops/plan", get(plan::<S>))
         .route("/v1/ops/nodes", get(nodes::<S>))

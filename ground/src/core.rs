@@ -1291,6 +1291,19 @@ impl GroundCore {
         self.tenants.values().map(|(t, u, r)| (t, *u, *r))
     }
 
+    /// Changes a known tenant's account (name, quota, share weight); its usage and reservations are kept, jobs
+    /// already accepted stay accepted, and the next plan weighs it anew. False for an unknown tenant.
+    pub fn update_tenant(&mut self, tenant: Tenant, now: Instant) -> bool {
+        let Some(entry) = self.tenants.get_mut(&tenant.id) else {
+            return false;
+        };
+        if entry.0 != tenant {
+            entry.0 = tenant;
+            self.want_replan(now, "tenant changed");
+        }
+        true
+    }
+
     /// Adds a tenant (or replaces its account; its usage so far is kept).
     pub fn add_tenant(&mut self, tenant: Tenant) {
         let entry = self

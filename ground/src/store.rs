@@ -66,10 +66,12 @@ pub struct AuditEntry {
 
 /// What the ground keeps on disk. Every write is durable when its future resolves to `Ok`.
 pub trait Store: Send + Sync + 'static {
-    /// Creates or replaces a tenant.
+    /// Creates or replaces a tenant (its account and token hash) and appends the audit entries, in one
+    /// transaction: an account change is never made without its audit record, nor recorded without being made.
     fn put_tenant(
         &self,
         record: &TenantRecord,
+        audit: &[AuditEntry],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The tenant whose token hashes to this, if any.
     fn tenant_by_token(
@@ -251,7 +253,12 @@ fn job_row(row: &sqlx::sqlite::SqliteRow) -> Result<Job, StoreError> {
 }
 
 impl Store for SqliteStore {
-    async fn put_tenant(&self, record: &TenantRecord) -> Result<(), StoreError> {
+    async fn put_tenant(
+        &self,
+        record: &TenantRecord,
+        audit: &[AuditEntry],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO tenants (id, token_hash, record) VALUES (?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET token_hash = excluded.token_hash, record = excluded.record",
@@ -259,8 +266,12 @@ impl Store for SqliteStore {
         .bind(record.tenant.id.to_string())
         .bind(record.token_hash.to_vec())
         .bind(encode(&record.tenant))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        for a in audit {
+            insert_audit(a).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

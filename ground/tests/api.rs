@@ -86,10 +86,13 @@ async fn api() -> Api {
         .expect("store");
     for (t, token) in [(&a, "token-a"), (&b, "token-b")] {
         store
-            .put_tenant(&TenantRecord {
-                tenant: t.clone(),
-                token_hash: token_hash(token),
-            })
+            .put_tenant(
+                &TenantRecord {
+                    tenant: t.clone(),
+                    token_hash: token_hash(token),
+                },
+                &[],
+            )
             .await
             .expect("tenant");
     }
@@ -481,6 +484,8 @@ async fn the_openapi_document_describes_every_route() {
         ("/v1/usage", "get"),
         ("/v1/ops/tenants", "post"),
         ("/v1/ops/tenants", "get"),
+        ("/v1/ops/tenants/{id}", "patch"),
+        ("/v1/ops/tenants/{id}/token", "post"),
         ("/v1/ops/audit", "get"),
         ("/v1/ops/plan", "get"),
         ("/v1/ops/nodes", "get"),
@@ -539,9 +544,13 @@ impl FlakyStore {
 }
 
 impl Store for FlakyStore {
-    async fn put_tenant(&self, r: &TenantRecord) -> Result<(), odc_ground::store::StoreError> {
+    async fn put_tenant(
+        &self,
+        r: &TenantRecord,
+        audit: &[odc_ground::store::AuditEntry],
+    ) -> Result<(), odc_ground::store::StoreError> {
         self.check()?;
-        self.inner.put_tenant(r).await
+        self.inner.put_tenant(r, audit).await
     }
     async fn tenant_by_token(
         &self,
@@ -640,18 +649,23 @@ async fn a_full_disk_refuses_new_jobs_with_a_clear_error_and_loses_none_already_
         .await
         .expect("store");
     for t in base.ground.store().tenants().await.expect("tenants") {
-        inner.put_tenant(&t).await.expect("tenant");
+        inner.put_tenant(&t, &[]).await.expect("tenant");
     }
-    let (_, _, core) = core();
+    let (a, _, core) = core();
     let slow_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let store = FlakyStore {
         inner,
         fail: fail.clone(),
         slow_ms: slow_ms.clone(),
     };
-    let ground = Ground::start(core, store, Arc::new(SimClock::new(t0())), &[])
-        .await
-        .expect("start");
+    let ground = Ground::start(
+        core,
+        store,
+        Arc::new(SimClock::new(t0())),
+        &[token_hash("token-op")],
+    )
+    .await
+    .expect("start");
     let app = router(ground.clone(), DEFAULT_MAX_BODY_BYTES);
     let post = |key: &str| {
         Request::builder()
@@ -681,6 +695,20 @@ async fn a_full_disk_refuses_new_jobs_with_a_clear_error_and_loses_none_already_
             .contains("no space left"),
         "{v}"
     );
+    // A new token that cannot be stored is not given out, and the old one keeps working (used below).
+    let rotate = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .method("POST")
+                .uri(format!("/v1/ops/tenants/{}/token", a.id))
+                .header(header::AUTHORIZATION, "Bearer token-op")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(rotate.status(), StatusCode::SERVICE_UNAVAILABLE);
     // The refused job is not in the core (nothing will plan it); the accepted one is still everywhere.
     fail.store(false, std::sync::atomic::Ordering::SeqCst);
     let list = app
@@ -776,6 +804,31 @@ async fn operators_read_the_audit_log_and_the_plan_and_tenants_cannot_read_any_o
             (status, code(&body)),
             (StatusCode::FORBIDDEN, "forbidden".into()),
             "{path}"
+        );
+    }
+    // Nor may a tenant change any account, its own included.
+    let own = account(&api, "a").await["tenant"]["id"].to_string();
+    let own = own.trim_matches('"');
+    for (method, path, body) in [
+        ("POST", "/v1/ops/tenants".to_string(), r#"{"name":"x"}"#),
+        (
+            "PATCH",
+            format!("/v1/ops/tenants/{own}"),
+            r#"{"share_weight":9}"#,
+        ),
+        ("POST", format!("/v1/ops/tenants/{own}/token"), ""),
+        (
+            "POST",
+            "/v1/ops/stations/gs/status".to_string(),
+            r#"{"up":false}"#,
+        ),
+        ("POST", "/v1/ops/orbits".to_string(), "x"),
+    ] {
+        let (status, got) = call(&api, method, &path, Some("token-a"), Some(body.into())).await;
+        assert_eq!(
+            (status, code(&got)),
+            (StatusCode::FORBIDDEN, "forbidden".into()),
+            "{method} {path}"
         );
     }
 }
@@ -913,4 +966,181 @@ async fn the_operator_console_is_one_page_over_endpoints_that_exist() {
     let all: Vec<serde_json::Value> = serde_json::from_slice(&body).expect("json");
     assert_eq!(all.len(), 3);
     assert_eq!(log[..], all[1..]);
+}
+
+/// The account of the tenant named `name`, as operators list it.
+async fn account(api: &Api, name: &str) -> serde_json::Value {
+    let (status, body) = call(api, "GET", "/v1/ops/tenants", Some("token-op"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let all: Vec<serde_json::Value> = serde_json::from_slice(&body).expect("json");
+    all.into_iter()
+        .find(|t| t["tenant"]["name"] == name)
+        .unwrap_or_else(|| panic!("no tenant {name}"))
+}
+
+#[tokio::test]
+async fn operators_change_a_tenants_quota_and_rotate_its_token_durably() {
+    let api = api().await;
+    let first = submit(&api, "token-a", "before").await;
+    let id = account(&api, "a").await["tenant"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let patch = |body: &str| {
+        let (api, path, body) = (&api, format!("/v1/ops/tenants/{id}"), body.to_string());
+        async move { call(api, "PATCH", &path, Some("token-op"), Some(body)).await }
+    };
+
+    // No accelerator time left: the job already accepted stays, a new one is refused on quota.
+    let (status, body) = patch(r#"{"quota":{"accelerator_s":0.0},"share_weight":3}"#).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let view: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(view["tenant"]["quota"]["accelerator_s"], 0.0);
+    assert_eq!(view["tenant"]["quota"]["energy_wh"], 1_000.0, "untouched");
+    assert_eq!(view["tenant"]["share_weight"], 3);
+    assert!(view["reserved"]["accelerator_s"].as_f64().unwrap_or(0.0) > 0.0);
+    let (status, body) = call(
+        &api,
+        "POST",
+        "/v1/jobs",
+        Some("token-a"),
+        Some(submission("over", b"tile")),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded".into())
+    );
+    let (status, body) = call(
+        &api,
+        "GET",
+        &format!("/v1/jobs/{}", first.id),
+        Some("token-a"),
+        None,
+    )
+    .await;
+    let still: JobView = serde_json::from_slice(&body).expect("job");
+    assert_eq!((status, still.state), (StatusCode::OK, first.state));
+    // Raised again: accepted.
+    let (status, _) = patch(r#"{"quota":{"accelerator_s":10000.0}}"#).await;
+    assert_eq!(status, StatusCode::OK);
+    submit(&api, "token-a", "after").await;
+
+    // Changes that cannot be made are named, and change nothing.
+    let before = account(&api, "a").await;
+    for bad in [
+        "{}",
+        r#"{"share_weight":0}"#,
+        r#"{"name":""}"#,
+        r#"{"quota":{"energy_wh":-1.0}}"#,
+        r#"{"quota":{"period":0}}"#,
+        r#"{"quota":{"accelerator_s":"lots"}}"#,
+        r#"{"colour":"red"}"#,
+        "not json",
+    ] {
+        let (status, body) = patch(bad).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::BAD_REQUEST, "bad_request".into()),
+            "{bad}"
+        );
+    }
+    assert_eq!(account(&api, "a").await, before);
+    let missing = IdGenerator::seeded(77).tenant(t0());
+    for path in [
+        format!("/v1/ops/tenants/{missing}"),
+        "/v1/ops/tenants/not-an-id".into(),
+    ] {
+        let (status, body) = call(
+            &api,
+            "PATCH",
+            &path,
+            Some("token-op"),
+            Some(r#"{"share_weight":2}"#.into()),
+        )
+        .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::NOT_FOUND, "not_found".into()),
+            "{path}"
+        );
+        let (status, _) = call(
+            &api,
+            "POST",
+            &format!("{path}/token"),
+            Some("token-op"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}/token");
+    }
+
+    // A new token: the old one is refused at once, the new one sees the same jobs; the other tenant is untouched.
+    let (status, body) = call(
+        &api,
+        "POST",
+        &format!("/v1/ops/tenants/{id}/token"),
+        Some("token-op"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let rotated: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let token = rotated["token"].as_str().expect("token").to_string();
+    assert!(token.starts_with("odc_") && token.len() == 68, "{token}");
+    let (status, body) = call(&api, "GET", "/v1/jobs", Some("token-a"), None).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "unauthenticated".into())
+    );
+    let (status, body) = call(&api, "GET", "/v1/jobs", Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let list: JobList = serde_json::from_slice(&body).expect("list");
+    assert_eq!(list.jobs.len(), 2);
+    let (status, _) = call(&api, "GET", "/v1/jobs", Some("token-b"), None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Audited, and kept: a ground restarted over the same store knows the new token and quota, not the old token.
+    let (_, body) = call(&api, "GET", "/v1/ops/audit", Some("token-op"), None).await;
+    let log: Vec<serde_json::Value> = serde_json::from_slice(&body).expect("json");
+    let changes: Vec<&str> = log
+        .iter()
+        .filter(|e| e["target"] == id.as_str())
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(
+        changes,
+        ["tenant.update", "tenant.update", "tenant.token_rotate"]
+    );
+    let stored = api.ground.store().tenants().await.expect("tenants");
+    let a = stored
+        .iter()
+        .find(|t| t.tenant.id.to_string() == id)
+        .expect("a stored");
+    assert_eq!(a.token_hash, token_hash(&token));
+    assert_eq!(a.tenant.share_weight, 3);
+    let (_, _, mut core) = core();
+    for t in &stored {
+        core.add_tenant(t.tenant.clone());
+    }
+    let restarted = Api {
+        app: router(
+            Ground::start(
+                core,
+                api.ground.store().clone(),
+                Arc::new(SimClock::new(t0())),
+                &[token_hash("token-op")],
+            )
+            .await
+            .expect("restart"),
+            DEFAULT_MAX_BODY_BYTES,
+        ),
+        ground: api.ground.clone(),
+        _dir: tempfile::tempdir().expect("tempdir"),
+    };
+    let (status, _) = call(&restarted, "GET", "/v1/usage", Some("token-a"), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = call(&restarted, "GET", "/v1/usage", Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(account(&restarted, "a").await["tenant"]["share_weight"], 3);
 }

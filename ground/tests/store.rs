@@ -73,10 +73,13 @@ async fn what_was_written_survives_a_reopen() {
         let store = SqliteStore::open(&path).await.expect("open");
         for (t, token) in [(&a, [1u8; 32]), (&b, [2u8; 32])] {
             store
-                .put_tenant(&TenantRecord {
-                    tenant: t.clone(),
-                    token_hash: token,
-                })
+                .put_tenant(
+                    &TenantRecord {
+                        tenant: t.clone(),
+                        token_hash: token,
+                    },
+                    &[],
+                )
                 .await
                 .expect("tenant");
         }

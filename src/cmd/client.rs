@@ -119,6 +119,36 @@ enum OpsCommand {
         #[arg(long, default_value_t = 1)]
         weight: u32,
     },
+    /// Changes a tenant's name, quota figures or weight (only those given); jobs already accepted stay accepted.
+    TenantUpdate {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: String,
+        /// New display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Accelerator seconds per period.
+        #[arg(long)]
+        accelerator_s: Option<f64>,
+        /// Energy per period, Wh.
+        #[arg(long)]
+        energy_wh: Option<f64>,
+        /// Uplink bytes per period.
+        #[arg(long)]
+        uplink_bytes: Option<u64>,
+        /// Downlink bytes per period.
+        #[arg(long)]
+        downlink_bytes: Option<u64>,
+        /// Fair-share weight.
+        #[arg(long)]
+        weight: Option<u32>,
+    },
+    /// Gives a tenant a new token (printed once); its old token is refused from then on.
+    TenantToken {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: String,
+    },
     /// Lists tenants with their usage.
     Tenants,
     /// Every node: contact, last telemetry, open jobs, next pass, passes missed.
@@ -432,6 +462,46 @@ pub fn ops(args: OpsArgs) -> anyhow::Result<()> {
                 "share_weight": weight,
             });
             print(&c.json("POST", "/v1/ops/tenants", Some(&body.to_string()))?);
+        }
+        OpsCommand::TenantUpdate {
+            tenant,
+            name,
+            accelerator_s,
+            energy_wh,
+            uplink_bytes,
+            downlink_bytes,
+            weight,
+        } => {
+            let mut body = serde_json::Map::new();
+            if let Some(n) = name {
+                body.insert("name".into(), n.into());
+            }
+            if let Some(w) = weight {
+                body.insert("share_weight".into(), w.into());
+            }
+            let mut quota = serde_json::Map::new();
+            for (key, value) in [
+                ("accelerator_s", accelerator_s.map(serde_json::Value::from)),
+                ("energy_wh", energy_wh.map(serde_json::Value::from)),
+                ("uplink_bytes", uplink_bytes.map(serde_json::Value::from)),
+                (
+                    "downlink_bytes",
+                    downlink_bytes.map(serde_json::Value::from),
+                ),
+            ] {
+                if let Some(v) = value {
+                    quota.insert(key.into(), v);
+                }
+            }
+            if !quota.is_empty() {
+                body.insert("quota".into(), quota.into());
+            }
+            let path = format!("/v1/ops/tenants/{tenant}");
+            let body = serde_json::Value::Object(body).to_string();
+            print(&c.json("PATCH", &path, Some(&body))?);
+        }
+        OpsCommand::TenantToken { tenant } => {
+            print(&c.json("POST", &format!("/v1/ops/tenants/{tenant}/token"), None)?)
         }
         OpsCommand::Tenants => print(&c.json("GET", "/v1/ops/tenants", None)?),
         OpsCommand::Nodes => print(&c.json("GET", "/v1/ops/nodes", None)?),

@@ -559,7 +559,7 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
                     outcome.node_state_of_charge.min(value.unwrap_or(-1.0));
             } else if line.starts_with("odc_flight_jobs{") {
                 outcome.node_jobs += value.unwrap_or(0.0) as u64;
-            } else if line.starts_with("odc_flight_isl_messages{") {
+            } else if line.starts_with("odc_flight_isl_messages_total{") {
                 outcome.isl_messages += value.unwrap_or(0.0) as u64;
             }
         }

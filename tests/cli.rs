@@ -578,6 +578,22 @@ fn the_ground_service_keeps_accepted_jobs_across_a_restart_and_clients_see_only_
     let again: serde_json::Value =
         serde_json::from_slice(&client(&dir, &url, &tokens[0], &submit).stdout).expect("json");
     assert_eq!(again["id"], job["id"]);
+    // A key with characters a URL query must escape is kept as it was given.
+    let keyed = [
+        "tenant",
+        "submit",
+        "--model",
+        "resnet50",
+        "--input",
+        "tile.bin",
+        "--key",
+        "tile#1&2/3=?+%",
+    ];
+    let out = client(&dir, &url, &tokens[0], &keyed);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["idempotency_key"], "tile#1&2/3=?+%", "{v}");
+    assert_ne!(v["id"], job["id"]);
     // Another tenant: the job does not exist for it.
     let out = client(&dir, &url, &tokens[1], &["tenant", "status", &id]);
     assert!(!out.status.success());

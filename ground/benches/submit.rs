@@ -2,8 +2,9 @@
 //! embedded SQLite store in a temporary directory (WAL, `synchronous = FULL`: every acknowledged job is on disk),
 //! and concurrent keep-alive clients in the same process, each timing every request.
 //!
-//! `cargo bench -p odc-ground --bench submit [-- CLIENTS JOBS_PER_CLIENT INPUT_BYTES [tls]]` (defaults 64, 500,
-//! 1024, plain HTTP); `tls` serves HTTPS with a certificate from a fresh constellation CA, clients trusting it.
+//! `cargo bench -p odc-ground --bench submit [-- CLIENTS JOBS_PER_CLIENT INPUT_BYTES [tls] [binary]]` (defaults
+//! 64, 500, 1024, plain HTTP, JSON with base64 inputs); `tls` serves HTTPS with a certificate from a fresh
+//! constellation CA, clients trusting it; `binary` sends each input as the body of `POST /v1/jobs/upload`.
 
 use base64::Engine as _;
 use odc_budget::Illumination;
@@ -81,6 +82,7 @@ async fn main() {
     let per_client = args.get(1).copied().unwrap_or(500);
     let input_bytes = args.get(2).copied().unwrap_or(1024);
     let tls = std::env::args().any(|a| a == "tls");
+    let binary = std::env::args().any(|a| a == "binary");
 
     let mut ids = IdGenerator::seeded(1);
     let tenant = Tenant {
@@ -180,12 +182,14 @@ async fn main() {
         None
     };
 
-    let input = base64::engine::general_purpose::STANDARD.encode(vec![7u8; input_bytes]);
+    let raw = vec![7u8; input_bytes];
+    let input = base64::engine::general_purpose::STANDARD.encode(&raw);
     let deadline = (t0() + Duration::from_hours(6)).to_rfc3339();
     let started = std::time::Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
         let input = input.clone();
+        let raw = raw.clone();
         let deadline = deadline.clone();
         let connector = connector.clone();
         tasks.push(tokio::spawn(async move {
@@ -202,15 +206,26 @@ async fn main() {
             let mut latencies = Vec::with_capacity(per_client);
             let mut failures = 0usize;
             for k in 0..per_client {
-                let body = format!(
-                    r#"{{"model":"m","input":"{input}","output_bound_bytes":64,"deadline":"{deadline}","idempotency_key":"c{c}-{k}"}}"#
-                );
-                let request = format!(
-                    "POST /v1/jobs HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer load-token\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                    body.len()
-                );
+                let request = if binary {
+                    let mut r = format!(
+                        "POST /v1/jobs/upload?model=m&output_bound_bytes=64&deadline={deadline}&idempotency_key=c{c}-{k} HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer load-token\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
+                        raw.len()
+                    )
+                    .into_bytes();
+                    r.extend_from_slice(&raw);
+                    r
+                } else {
+                    let body = format!(
+                        r#"{{"model":"m","input":"{input}","output_bound_bytes":64,"deadline":"{deadline}","idempotency_key":"c{c}-{k}"}}"#
+                    );
+                    format!(
+                        "POST /v1/jobs HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer load-token\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .into_bytes()
+                };
                 let t = std::time::Instant::now();
-                match post(&mut stream, &mut buf, request.as_bytes()).await {
+                match post(&mut stream, &mut buf, &request).await {
                     Ok(201) => latencies.push(t.elapsed()),
                     _ => failures += 1,
                 }
@@ -234,7 +249,12 @@ async fn main() {
     };
     let stored = ground.store().open_jobs().await.expect("count").len();
     println!(
-        "{clients} clients × {per_client} submissions of {input_bytes} B inputs over {} on loopback, SQLite synchronous=FULL",
+        "{clients} clients × {per_client} submissions of {input_bytes} B inputs ({}) over {} on loopback, SQLite synchronous=FULL",
+        if binary {
+            "as the body"
+        } else {
+            "base64 in JSON"
+        },
         if tls {
             "HTTPS (HTTP/1.1, TLS 1.3)"
         } else {

@@ -182,6 +182,11 @@ async fn every_tenant_endpoint_against_every_kind_of_caller() {
     let missing = IdGenerator::seeded(99).job(t0());
     let endpoints: Vec<(&str, String, Option<String>)> = vec![
         ("POST", "/v1/jobs".into(), Some(submission("k3", b"more"))),
+        (
+            "POST",
+            "/v1/jobs/upload?model=m&output_bound_bytes=64&within_s=3600&idempotency_key=k4".into(),
+            Some("raw input bytes".into()),
+        ),
         ("GET", "/v1/jobs".into(), None),
         ("GET", format!("/v1/jobs/{}", job.id), None),
         ("POST", format!("/v1/jobs/{}/cancel", to_cancel.id), None),
@@ -209,7 +214,9 @@ async fn every_tenant_endpoint_against_every_kind_of_caller() {
         }
         // Another tenant: a job of a's is exactly a missing job.
         let (s, b) = call(&api, method, path, Some("token-b"), body.clone()).await;
-        if path.contains("/v1/jobs/") {
+        let submits =
+            *method == "POST" && (path == "/v1/jobs" || path.starts_with("/v1/jobs/upload?"));
+        if path.contains("/v1/jobs/") && !submits {
             let missing_path = path
                 .replace(&job.id.to_string(), &missing.to_string())
                 .replace(&to_cancel.id.to_string(), &missing.to_string());
@@ -234,7 +241,7 @@ async fn every_tenant_endpoint_against_every_kind_of_caller() {
         // The owner.
         let (s, b) = call(&api, method, path, Some("token-a"), body.clone()).await;
         let expected = match (*method, path.as_str()) {
-            ("POST", "/v1/jobs") => StatusCode::CREATED,
+            _ if submits => StatusCode::CREATED,
             (_, p) if p.ends_with("/result") => StatusCode::CONFLICT,
             _ => StatusCode::OK,
         };
@@ -242,7 +249,7 @@ async fn every_tenant_endpoint_against_every_kind_of_caller() {
     }
     let (_, b) = call(&api, "GET", "/v1/jobs", Some("token-a"), None).await;
     let list: JobList = serde_json::from_slice(&b).expect("list");
-    assert_eq!(list.jobs.len(), 3, "k1, k2 and k3");
+    assert_eq!(list.jobs.len(), 4, "k1 to k4");
     let cancelled = list.jobs.iter().find(|j| j.id == to_cancel.id).expect("k2");
     assert_eq!(cancelled.state, "cancelled");
 }
@@ -478,6 +485,7 @@ async fn the_openapi_document_describes_every_route() {
     for (path, method) in [
         ("/v1/jobs", "post"),
         ("/v1/jobs", "get"),
+        ("/v1/jobs/upload", "post"),
         ("/v1/jobs/{id}", "get"),
         ("/v1/jobs/{id}/cancel", "post"),
         ("/v1/jobs/{id}/result", "get"),
@@ -1143,4 +1151,100 @@ async fn operators_change_a_tenants_quota_and_rotate_its_token_durably() {
     let (status, _) = call(&restarted, "GET", "/v1/usage", Some(&token), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(account(&restarted, "a").await["tenant"]["share_weight"], 3);
+}
+
+#[tokio::test]
+async fn an_input_uploaded_as_the_body_makes_the_same_job_as_one_sent_in_base64() {
+    let api = api().await;
+    let input: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let upload = |query: &str, body: Vec<u8>| {
+        let (api, uri) = (&api, format!("/v1/jobs/upload?{query}"));
+        async move {
+            let req = Request::builder()
+                .method("POST")
+                .uri(uri)
+                .header(header::AUTHORIZATION, "Bearer token-a")
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .body(Body::from(body))
+                .expect("request");
+            let resp = api.app.clone().oneshot(req).await.expect("response");
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+            (status, bytes.to_vec())
+        }
+    };
+    let deadline = (t0() + Duration::from_hours(6)).to_rfc3339();
+    let query =
+        format!("model=m&output_bound_bytes=64&deadline={deadline}&priority=7&idempotency_key=bin");
+    let (status, body) = upload(&query, input.clone()).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let job: JobView = serde_json::from_slice(&body).expect("job");
+    // Durable before the answer, with the bytes as sent.
+    let open = api.ground.store().open_jobs().await.expect("open");
+    let (stored, stored_input) = open.iter().find(|(j, _)| j.id == job.id).expect("stored");
+    assert_eq!(stored_input, &input);
+    assert_eq!(stored.spec.input, odc_model::job::BlobRef::of(&input));
+    assert_eq!(stored.spec.priority.level(), 7);
+    // The same key through the JSON route names the same job.
+    let (status, body) = call(
+        &api,
+        "POST",
+        "/v1/jobs",
+        Some("token-a"),
+        Some(submission("bin", &input)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_slice::<JobView>(&body).expect("job").id,
+        job.id
+    );
+    // Bad queries are named and make nothing.
+    for (bad, says) in [
+        (
+            "output_bound_bytes=64&within_s=60&idempotency_key=x",
+            "model",
+        ),
+        (
+            "model=m&output_bound_bytes=lots&within_s=60&idempotency_key=x",
+            "output_bound_bytes",
+        ),
+        (
+            "model=m&output_bound_bytes=64&within_s=60&idempotency_key=x&colour=red",
+            "colour",
+        ),
+        (
+            "model=m&output_bound_bytes=64&idempotency_key=x",
+            "within_s",
+        ),
+        (
+            "model=m&output_bound_bytes=64&within_s=60&priority=12&idempotency_key=x",
+            "priority",
+        ),
+    ] {
+        let (status, body) = upload(bad, b"tile".to_vec()).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::BAD_REQUEST, "bad_request".into()),
+            "{bad}"
+        );
+        let message = String::from_utf8_lossy(&body);
+        assert!(message.contains(says), "{bad}: {message}");
+    }
+    let (status, _) = upload(
+        "model=m&output_bound_bytes=64&within_s=60&idempotency_key=empty",
+        Vec::new(),
+    )
+    .await;
+    assert!(
+        status.is_client_error(),
+        "an empty input is refused: {status}"
+    );
+    let open = api.ground.store().open_jobs().await.expect("open");
+    assert_eq!(open.len(), 1, "nothing but the first job");
 }

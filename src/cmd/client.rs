@@ -3,7 +3,6 @@
 //! bearer token from `--token` or `ODC_TOKEN`. Errors from the service print as `code: message`.
 
 use anyhow::{Context, bail};
-use base64::Engine as _;
 use clap::{Args, Subcommand};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -283,6 +282,22 @@ impl Connection {
 
     /// One request over a fresh connection (HTTP/1.1, `Connection: close`).
     pub fn call(&self, method: &str, path: &str, body: Option<&str>) -> anyhow::Result<Reply> {
+        self.send(
+            method,
+            path,
+            body.unwrap_or("").as_bytes(),
+            "application/json",
+        )
+    }
+
+    /// One request with a body of any type; the reply as it came.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        content_type: &str,
+    ) -> anyhow::Result<Reply> {
         let (tls, host, prefix) = self.base()?;
         let token = self.token()?;
         let tcp = TcpStream::connect(&host)
@@ -293,14 +308,15 @@ impl Connection {
         } else {
             Box::new(tcp)
         };
-        let body = body.unwrap_or("");
-        let request = format!(
-            "{method} {prefix}{path} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        let mut request = format!(
+            "{method} {prefix}{path} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {token}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
             body.len()
-        );
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
         let what = if tls { "TLS with" } else { "request to" };
         stream
-            .write_all(request.as_bytes())
+            .write_all(&request)
             .with_context(|| format!("{what} the ground at {host}"))?;
         let mut raw = Vec::new();
         stream
@@ -343,6 +359,19 @@ impl Connection {
         check(&reply)?;
         serde_json::from_slice(&reply.body).context("the ground's answer is not JSON")
     }
+}
+
+/// A text as a URL query value: unreserved characters as they are, every other byte percent-encoded.
+fn query_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Decodes an HTTP/1.1 chunked body.
@@ -408,16 +437,19 @@ pub fn tenant(args: TenantArgs) -> anyhow::Result<()> {
             let bytes = std::fs::read(&input)
                 .with_context(|| format!("cannot read {}", input.display()))?;
             let key = key.unwrap_or_else(|| blake3::hash(&bytes).to_hex()[..32].to_string());
-            // Relative to the ground's clock (which may run accelerated), not this machine's.
-            let body = serde_json::json!({
-                "model": model,
-                "input": base64::engine::general_purpose::STANDARD.encode(&bytes),
-                "output_bound_bytes": output_bound,
-                "within_s": deadline_hours * 3600.0,
-                "priority": priority,
-                "idempotency_key": key,
-            });
-            print(&c.json("POST", "/v1/jobs", Some(&body.to_string()))?);
+            // The input goes as the body itself (no base64); the deadline is relative to the ground's clock
+            // (which may run accelerated), not this machine's.
+            let path = format!(
+                "/v1/jobs/upload?model={}&output_bound_bytes={output_bound}&within_s={}&priority={priority}&idempotency_key={}",
+                query_escape(&model),
+                deadline_hours * 3600.0,
+                query_escape(&key),
+            );
+            let reply = c.send("POST", &path, &bytes, "application/octet-stream")?;
+            check(&reply)?;
+            let job: serde_json::Value =
+                serde_json::from_slice(&reply.body).context("the ground's answer is not JSON")?;
+            print(&job);
         }
         TenantCommand::List { limit } => {
             print(&c.json("GET", &format!("/v1/jobs?limit={limit}"), None)?);

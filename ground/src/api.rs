@@ -288,6 +288,8 @@ pub struct Ground<S: Store> {
     committing: Mutex<HashMap<JobId, tokio::sync::watch::Receiver<Option<bool>>>>,
     /// Taken by every change to a tenant's account, so two changes cannot interleave their read and write.
     tenant_admin: tokio::sync::Mutex<()>,
+    /// Jobs the core has delivered whose result the writer task has not stored yet.
+    storing: Arc<Mutex<std::collections::HashSet<JobId>>>,
 }
 
 impl<S: Store> Ground<S> {
@@ -312,10 +314,12 @@ impl<S: Store> Ground<S> {
         tokio::spawn(commit_loop(store.clone(), rx, metrics.clone()));
         let links = Arc::new(Links::default());
         let (outbound, out_rx) = mpsc::unbounded_channel();
+        let storing = Arc::new(Mutex::new(std::collections::HashSet::new()));
         tokio::spawn(outbound_loop(
             store.clone(),
             links.clone(),
             metrics.clone(),
+            storing.clone(),
             out_rx,
         ));
         Ok(Arc::new(Ground {
@@ -330,6 +334,7 @@ impl<S: Store> Ground<S> {
             orbits: Mutex::new(None),
             committing: Mutex::new(HashMap::new()),
             tenant_admin: tokio::sync::Mutex::new(()),
+            storing,
         }))
     }
 
@@ -397,7 +402,7 @@ impl<S: Store> Ground<S> {
                         return;
                     };
                     core.extend_horizon(geometry, now, new_end, self.clock.now());
-                    Outbound::drain(&mut core)
+                    self.drain(&mut core)
                 };
                 tracing::info!(until = %new_end, "geometry extended");
                 self.send_out(out);
@@ -446,7 +451,7 @@ impl<S: Store> Ground<S> {
             let mut core = self.core()?;
             let now = self.clock.now();
             core.update_orbits(geometry, now, now);
-            Outbound::drain(&mut core)
+            self.drain(&mut core)
         };
         self.send_out(out);
         Ok(report)
@@ -500,12 +505,35 @@ impl<S: Store> Ground<S> {
                 return;
             };
             core.tick(now);
-            Outbound::drain(&mut core)
+            self.drain(&mut core)
         };
         self.send_out(out);
     }
 
     /// Hands what the core produced to the writer task (which keeps the order).
+    /// Takes everything the core has for the outside, noting (under the core's lock, so no request sees the job
+    /// delivered first) which results are still to be stored.
+    fn drain(&self, core: &mut GroundCore) -> Outbound {
+        let out = Outbound::drain(core);
+        if !out.deliveries.is_empty()
+            && let Ok(mut storing) = self.storing.lock()
+        {
+            storing.extend(out.deliveries.iter().map(|d| d.0.id));
+        }
+        out
+    }
+
+    /// A job as its tenant sees it: delivered only once its result is stored, so that a delivered job's result
+    /// can always be downloaded (until then it shows as downlinked).
+    fn as_seen(&self, mut job: Job) -> Job {
+        if job.state == JobState::Delivered
+            && self.storing.lock().is_ok_and(|s| s.contains(&job.id))
+        {
+            job.state = JobState::Downlinked;
+        }
+        job
+    }
+
     fn send_out(&self, out: Outbound) {
         if !out.jobs.is_empty() || !out.deliveries.is_empty() || !out.messages.is_empty() {
             let _ = self.outbound.send(out);
@@ -556,6 +584,7 @@ impl<S: Store> Ground<S> {
             None => self.store.job(id).await.map_err(ApiError::store)?,
         };
         job.filter(|j| j.spec.tenant == tenant)
+            .map(|j| self.as_seen(j))
             .ok_or_else(ApiError::no_such_job)
     }
 
@@ -1359,7 +1388,7 @@ impl<S: Store> NodeSide for Ground<S> {
                 None
             };
             core.handle_contact(node, station, now);
-            Outbound::drain(&mut core)
+            self.drain(&mut core)
         };
         self.metrics
             .contacts
@@ -1374,7 +1403,7 @@ impl<S: Store> NodeSide for Ground<S> {
                 return;
             };
             core.handle_message(node, envelope, now);
-            Outbound::drain(&mut core)
+            self.drain(&mut core)
         };
         self.metrics.node_messages.fetch_add(1, Ordering::Relaxed);
         self.send_out(out);
@@ -1404,6 +1433,7 @@ async fn outbound_loop<S: Store>(
     store: Arc<S>,
     links: Arc<Links>,
     metrics: Arc<ApiMetrics>,
+    storing: Arc<Mutex<std::collections::HashSet<JobId>>>,
     mut rx: mpsc::UnboundedReceiver<Outbound>,
 ) {
     while let Some(out) = rx.recv().await {
@@ -1423,6 +1453,9 @@ async fn outbound_loop<S: Store>(
                 store.put_delivery(job, result, usage)
             })
             .await;
+            if let Ok(mut s) = storing.lock() {
+                s.remove(&job.id);
+            }
         }
         for (node, envelope) in &out.messages {
             links.send(node, envelope);
@@ -1599,7 +1632,7 @@ async fn list<S: Store>(
     {
         let core = g.core()?;
         for j in core.jobs().filter(|j| j.spec.tenant == tenant) {
-            by_id.insert(j.id, JobView::of(j));
+            by_id.insert(j.id, JobView::of(&g.as_seen(j.clone())));
         }
     }
     // Ids sort by creation time: newest first.

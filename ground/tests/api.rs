@@ -45,6 +45,11 @@ fn tenant(ids: &mut IdGenerator, name: &str) -> Tenant {
 
 /// Tenants a and b, and a ground core with one node (model `m`) and one station that knows them.
 fn core() -> (Tenant, Tenant, GroundCore) {
+    core_with(Vec::new())
+}
+
+/// The same, with these passes of the node over the station.
+fn core_with(contacts: Vec<odc_planner::ContactWindow>) -> (Tenant, Tenant, GroundCore) {
     let mut ids = IdGenerator::seeded(5);
     let a = tenant(&mut ids, "a");
     let b = tenant(&mut ids, "b");
@@ -66,7 +71,7 @@ fn core() -> (Tenant, Tenant, GroundCore) {
             initial_soc: 0.9,
         }],
         stations: vec![station],
-        contacts: Vec::new(),
+        contacts,
         isl: Default::default(),
         tenants: vec![a.clone(), b.clone()],
         horizon_end: t0() + Duration::from_hours(24),
@@ -1247,4 +1252,117 @@ async fn an_input_uploaded_as_the_body_makes_the_same_job_as_one_sent_in_base64(
     );
     let open = api.ground.store().open_jobs().await.expect("open");
     assert_eq!(open.len(), 1, "nothing but the first job");
+}
+
+#[tokio::test]
+async fn a_job_shows_delivered_only_once_its_result_is_stored() {
+    use odc_ground::dispatch::NodeSide as _;
+    use odc_model::wire::{Envelope, Hello, Message, PROTOCOL, ResultChunk, Sender};
+    let base = api().await;
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inner = SqliteStore::open(&dir.path().join("g.db"))
+        .await
+        .expect("store");
+    for t in base.ground.store().tenants().await.expect("tenants") {
+        inner.put_tenant(&t, &[]).await.expect("tenant");
+    }
+    let n1 = NodeId::new("n1").expect("id");
+    let pass = odc_planner::ContactWindow {
+        station: StationId::new("gs").expect("id"),
+        node: n1.clone(),
+        start: t0() + Duration::from_mins(30),
+        end: t0() + Duration::from_mins(40),
+    };
+    let (_, _, core) = core_with(vec![pass]);
+    let store = FlakyStore {
+        inner,
+        fail: fail.clone(),
+        slow_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+    };
+    let clock = Arc::new(SimClock::new(t0()));
+    let ground = Ground::start(core, store, clock.clone(), &[])
+        .await
+        .expect("start");
+    let _dir = dir;
+    let api = Api {
+        app: router(ground.clone(), DEFAULT_MAX_BODY_BYTES),
+        ground: base.ground.clone(),
+        _dir: tempfile::tempdir().expect("tempdir"),
+    };
+    let job = submit(&api, "token-a", "r1").await;
+    // Planned onto n1's pass; the pass begins and the input goes up.
+    ground.tick(t0() + Duration::from_mins(1)).await;
+    let in_pass = clock.advance_to(t0() + Duration::from_mins(31));
+    ground.tick(in_pass).await;
+    let env = |seq: u64, message: Message| Envelope {
+        version: PROTOCOL,
+        sender: Sender::Node(n1.clone()),
+        incarnation: 1,
+        seq,
+        sent_at: t0(),
+        message,
+    };
+    ground.contact(&n1, true, false);
+    let hello = Hello {
+        node: n1.clone(),
+        software: "test".into(),
+        plan_generation: 0,
+        last_seq_received: 0,
+    };
+    ground.node_message(&n1, env(1, Message::Hello(hello)));
+    // The disk is full while the result comes down: the core has it, the store not yet.
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let result = vec![9u8; 16];
+    let chunk = ResultChunk {
+        job: job.id,
+        output: odc_model::job::BlobRef::of(&result),
+        offset: 0,
+        data: result.clone(),
+        accelerator_s: 1.0,
+        energy_wh: 0.1,
+    };
+    ground.node_message(&n1, env(2, Message::ResultChunk(chunk)));
+    let state = |api: &Api| {
+        let path = format!("/v1/jobs/{}", job.id);
+        let api = api.app.clone();
+        async move {
+            let req = Request::builder()
+                .uri(path)
+                .header(header::AUTHORIZATION, "Bearer token-a")
+                .body(Body::empty())
+                .expect("request");
+            let resp = api.oneshot(req).await.expect("response");
+            let body = resp.into_body().collect().await.expect("body").to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            v["state"].as_str().unwrap_or_default().to_string()
+        }
+    };
+    assert_eq!(
+        state(&api).await,
+        "downlinked",
+        "not delivered while its result is not stored"
+    );
+    let (_, body) = call(&api, "GET", "/v1/jobs", Some("token-a"), None).await;
+    let list: JobList = serde_json::from_slice(&body).expect("list");
+    assert_eq!(list.jobs[0].state, "downlinked");
+    let path = format!("/v1/jobs/{}/result", job.id);
+    let (status, body) = call(&api, "GET", &path, Some("token-a"), None).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "not_ready".into())
+    );
+    // The disk has room again: the writer stores the result, and only then is the job delivered.
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut seen = String::new();
+    for _ in 0..200 {
+        seen = state(&api).await;
+        if seen == "delivered" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(seen, "delivered");
+    let (status, body) = call(&api, "GET", &path, Some("token-a"), None).await;
+    assert_eq!((status, body), (StatusCode::OK, result));
 }

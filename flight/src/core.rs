@@ -182,6 +182,11 @@ pub struct FlightCore {
     relayed: BTreeMap<JobId, Instant>,
     /// Relay frames refused (store full, too many hops, expired, undecodable).
     relay_dropped: u64,
+    /// Frames relayed to this node in the ground's name whose seal did not prove it (forged or altered).
+    relay_forged: u64,
+    /// Proves this node's relayed results and checks the ground's relayed frames; none: nothing is taken in or sent
+    /// down over ISLs (transit for others still works: it needs no proof).
+    seal: Option<std::sync::Arc<dyn wire::RelaySeal>>,
     /// Jobs changed since the daemon last saved (see [`FlightCore::take_changed`]).
     changed: BTreeSet<JobId>,
 }
@@ -257,6 +262,8 @@ impl FlightCore {
             down_via: BTreeMap::new(),
             relayed: BTreeMap::new(),
             relay_dropped: 0,
+            relay_forged: 0,
+            seal: None,
             changed: BTreeSet::new(),
             durable,
         };
@@ -415,12 +422,31 @@ impl FlightCore {
         self.relay_dropped
     }
 
+    /// Frames relayed to this node in the ground's name whose seal did not prove it, so far.
+    pub fn relay_forged(&self) -> u64 {
+        self.relay_forged
+    }
+
+    /// Gives the node its seal: from then on it takes in the ground's frames relayed by neighbours (when their
+    /// seal proves them) and sends its results down through neighbours (sealed).
+    pub fn set_relay_seal(&mut self, seal: std::sync::Arc<dyn wire::RelaySeal>) {
+        self.seal = Some(seal);
+    }
+
     /// A relay frame reached this node: taken in when it is for this node, held for forwarding otherwise.
     fn take_relay(&mut self, relay: Relay, now: Instant) {
         if relay.destination == Endpoint::Node(self.durable.node.clone()) {
-            match wire::decode(&relay.frame) {
-                // Only the ground's traffic is carried to a node.
-                Ok(inner) if inner.sender == Sender::Ground => self.handle_message(inner, now),
+            // Only the ground's traffic is carried to a node, and only as the ground sealed it: the neighbours
+            // that carried it could have made or changed it.
+            let proven = self
+                .seal
+                .as_ref()
+                .map(|s| s.verify(&Sender::Ground, &relay.frame, &relay.seal));
+            match (wire::decode(&relay.frame), proven) {
+                (Ok(inner), Some(Ok(()))) if inner.sender == Sender::Ground => {
+                    self.handle_message(inner, now)
+                }
+                (Ok(_), Some(Err(_))) => self.relay_forged += 1,
                 _ => self.relay_dropped += 1,
             }
             return;
@@ -879,6 +905,10 @@ impl FlightCore {
         if !self.isl_up.contains(&via) {
             return;
         }
+        // Without a seal the ground could not tell this result from one a neighbour made: it goes directly.
+        let Some(seal) = self.seal.clone() else {
+            return;
+        };
         let (Some(chunk), Some(deadline)) = (
             self.result_chunk(id),
             self.durable.jobs.get(&id).map(|j| j.spec.deadline),
@@ -894,6 +924,7 @@ impl FlightCore {
             destination: station,
             expires_at: deadline,
             hops: 1,
+            seal: seal.seal(&frame),
             frame,
         };
         let envelope = self.envelope(Message::Relay(relay), now);

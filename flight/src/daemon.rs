@@ -40,6 +40,9 @@ pub enum DaemonError {
     /// The accelerator could not load its model.
     #[error("accelerator: {0}")]
     Accelerator(String),
+    /// The node's credentials cannot seal relayed frames.
+    #[error("credentials: {0}")]
+    Credentials(#[from] odc_link::PkiError),
 }
 
 /// When a node can link, over a span: its passes over the stations and its ISL windows with neighbours.
@@ -101,6 +104,8 @@ pub struct FlightGauges {
     pub outbox_depth: usize,
     /// Frames held for relay.
     pub relay_depth: usize,
+    /// Frames relayed to the node in the ground's name whose seal did not prove it.
+    pub relay_forged: u64,
     /// Battery state of charge, 0..1.
     pub state_of_charge: f64,
     /// Temperature, °C.
@@ -151,6 +156,11 @@ impl FlightGauges {
             "odc_flight_relay_depth",
             "Frames held for relay.",
             self.relay_depth as f64,
+        );
+        metric(
+            "odc_flight_relays_forged_total",
+            "Frames relayed in the ground's name whose seal did not prove it.",
+            self.relay_forged as f64,
         );
         metric(
             "odc_flight_state_of_charge",
@@ -342,6 +352,12 @@ pub async fn run(
         }
         None => FlightCore::new(config.spec.clone(), GovernorConfig::default()),
     };
+    // Relayed frames are proven end to end with the node's own link key and checked against the CA.
+    core.set_relay_seal(Arc::new(odc_link::PkiSeal::new(
+        &config.credentials,
+        config.ca.clone(),
+        config.ground.1.clone(),
+    )?));
     // The new incarnation is durable before anything is said under it.
     commit(&config.store, &mut core)?;
     tracing::info!(node = %core.node(), incarnation = core.durable().incarnation, jobs = core.durable().jobs.len(), "flight node up");
@@ -550,6 +566,7 @@ pub async fn run(
         stats.queue_depth = core.queue_depth();
         stats.outbox_depth = core.outbox_depth();
         stats.relay_depth = core.relay_depth();
+        stats.relay_forged = core.relay_forged();
         stats.in_contact = peers.get(&Peer::Ground).is_some_and(|l| l.active);
         stats.incarnation = core.durable().incarnation;
         if let Ok(mut g) = gauges.lock() {

@@ -1,6 +1,7 @@
 //! Relay over inter-satellite links: frames held durably for a neighbour until its ISL is up, inputs taken in
 //! from a neighbour, results sent down through the neighbour the plan names, and the fall-back to the node's own
-//! contact when a relayed result goes unacknowledged.
+//! contact when a relayed result goes unacknowledged; and the seals that prove, end to end, that what a
+//! neighbour carries to a node is the ground's and what it carries down is the origin node's.
 
 use odc_flight::{
     Action, FlightCore, GovernorConfig, MAX_RELAY_HOPS, RELAY_GRACE, RunOutput, Sensors,
@@ -10,7 +11,10 @@ use odc_model::job::{BlobRef, JobSpec, Priority};
 use odc_model::plan::{Direction, Endpoint, Hop, Plan, Route};
 use odc_model::spec::{ModelProfile, NodeSpec};
 use odc_model::time::{Duration, Instant};
-use odc_model::wire::{self, Envelope, InputChunk, Message, PROTOCOL, PlanUpdate, Relay, Sender};
+use odc_model::wire::{
+    self, Envelope, InputChunk, Message, PROTOCOL, PlanUpdate, Relay, RelaySeal, Sender,
+};
+use std::sync::Arc;
 
 fn t0() -> Instant {
     Instant::from_unix_ms(1_780_000_000_000)
@@ -32,8 +36,23 @@ fn spec(name: &str) -> NodeSpec {
     s
 }
 
+/// The keys of the ground and of the nodes these tests name.
+fn keyring() -> odc_link::Keyring {
+    odc_link::Keyring::from_seed(
+        1,
+        std::iter::once(Sender::Ground).chain(["r1", "x1", "x9"].map(|n| Sender::Node(node(n)))),
+    )
+}
+
+fn seal_of(sender: &Sender) -> odc_link::KeyringSeal {
+    keyring().seal_for(sender).expect("in the ring")
+}
+
+/// A node with its seal.
 fn core(name: &str) -> FlightCore {
-    FlightCore::new(spec(name), GovernorConfig::default())
+    let mut c = FlightCore::new(spec(name), GovernorConfig::default());
+    c.set_relay_seal(Arc::new(seal_of(&Sender::Node(node(name)))));
+    c
 }
 
 fn from(sender: Sender, message: Message) -> Envelope {
@@ -69,14 +88,22 @@ fn input(ids: &mut IdGenerator) -> (JobId, Envelope) {
     (id, from(Sender::Ground, Message::InputChunk(chunk)))
 }
 
+/// `inner` relayed towards `destination`, sealed by the ground.
 fn relay_to(destination: Endpoint, inner: &Envelope, hops: u8) -> Envelope {
+    sealed_by(&Sender::Ground, destination, inner, hops)
+}
+
+/// `inner` relayed towards `destination`, sealed by `sealer` (who may not be who the frame names).
+fn sealed_by(sealer: &Sender, destination: Endpoint, inner: &Envelope, hops: u8) -> Envelope {
+    let frame = wire::encode(inner).expect("encode");
     from(
         Sender::Ground,
         Message::Relay(Relay {
             destination,
             expires_at: t0() + Duration::from_hours(6),
             hops,
-            frame: wire::encode(inner).expect("encode"),
+            seal: seal_of(sealer).seal(&frame),
+            frame,
         }),
     )
 }
@@ -108,7 +135,7 @@ fn a_frame_for_a_neighbour_is_held_across_a_restart_and_crosses_when_the_isl_ope
     let bytes = rmp_serde::to_vec_named(relay.durable()).expect("serialise");
     let durable = rmp_serde::from_slice(&bytes).expect("deserialise");
     let mut relay = FlightCore::recover(durable, spec("r1"), GovernorConfig::default(), t0());
-    assert_eq!(relay.relay_depth(), 1);
+    assert_eq!(relay.relay_depth(), 1, "transit needs no seal");
 
     let later = t0() + Duration::from_mins(20);
     relay.handle_isl(&node("x1"), true, later);
@@ -187,6 +214,19 @@ fn plan_down_through_r1(ids: &mut IdGenerator, job: JobId) -> Plan {
     plan
 }
 
+/// Gives x1 a job whose plan sends its result down through r1, and runs it (out of contact).
+fn run_one_routed_down_through_r1(x: &mut FlightCore, ids: &mut IdGenerator) -> JobId {
+    let (id, msg) = input(ids);
+    x.handle_message(msg, t0());
+    let plan = plan_down_through_r1(ids, id);
+    x.handle_message(
+        from(Sender::Ground, Message::PlanUpdate(PlanUpdate { plan })),
+        t0(),
+    );
+    run_job(x, id);
+    id
+}
+
 /// Runs x1's one queued job to completion at `t0 + 1 min`, out of contact.
 fn run_job(x: &mut FlightCore, id: JobId) {
     let now = t0() + Duration::from_mins(1);
@@ -210,14 +250,7 @@ fn run_job(x: &mut FlightCore, id: JobId) {
 fn a_result_goes_down_through_the_neighbour_the_plan_names_and_bills_what_it_used() {
     let mut ids = IdGenerator::seeded(3);
     let mut x = core("x1");
-    let (id, msg) = input(&mut ids);
-    x.handle_message(msg, t0());
-    let plan = plan_down_through_r1(&mut ids, id);
-    x.handle_message(
-        from(Sender::Ground, Message::PlanUpdate(PlanUpdate { plan })),
-        t0(),
-    );
-    run_job(&mut x, id);
+    let id = run_one_routed_down_through_r1(&mut x, &mut ids);
     assert!(
         !kinds(&mut x).contains(&"result_chunk".to_string()),
         "out of contact, the result waits for the planned ISL instead of the next pass"
@@ -241,6 +274,11 @@ fn a_result_goes_down_through_the_neighbour_the_plan_names_and_bills_what_it_use
     assert!(matches!(carried.destination, Endpoint::Station(_)));
     let inner = wire::decode(&carried.frame).expect("inner frame");
     assert_eq!(inner.sender, Sender::Node(node("x1")));
+    assert_eq!(
+        seal_of(&Sender::Ground).verify(&inner.sender, &carried.frame, &carried.seal),
+        Ok(()),
+        "x1 sealed its result; r1 carried it unchanged"
+    );
     let Message::ResultChunk(chunk) = inner.message else {
         panic!("the result, got {}", inner.message.kind());
     };
@@ -259,5 +297,57 @@ fn a_result_goes_down_through_the_neighbour_the_plan_names_and_bills_what_it_use
     );
     x.handle_contact(false, at_isl + Duration::from_mins(6));
     x.handle_contact(true, at_isl + RELAY_GRACE + Duration::from_mins(1));
+    assert!(kinds(&mut x).contains(&"result_chunk".to_string()));
+}
+
+#[test]
+fn a_frame_in_the_grounds_name_is_taken_only_with_the_grounds_seal() {
+    let mut ids = IdGenerator::seeded(4);
+    let mut x = core("x1");
+    let here = || Endpoint::Node(node("x1"));
+    // The neighbour that carries it makes its own input and seals it itself, or seals nothing.
+    let (_, made) = input(&mut ids);
+    x.handle_isl_message(sealed_by(&Sender::Node(node("r1")), here(), &made, 1), t0());
+    let mut unsealed = relay_to(here(), &made, 1);
+    if let Message::Relay(r) = &mut unsealed.message {
+        r.seal.clear();
+    }
+    x.handle_isl_message(unsealed, t0());
+    // Or it changes the ground's frame on the way (another job's spec and bytes under the same seal).
+    let (_, genuine) = input(&mut ids);
+    let mut altered = relay_to(here(), &genuine, 1);
+    if let Message::Relay(r) = &mut altered.message {
+        let (_, other) = input(&mut ids);
+        r.frame = wire::encode(&other).expect("encode");
+    }
+    x.handle_isl_message(altered, t0());
+    assert_eq!(x.queue_depth(), 0, "nothing forged was taken in");
+    assert_eq!(x.relay_forged(), 3);
+    // The ground's own frame, carried unchanged, is taken.
+    x.handle_isl_message(relay_to(here(), &genuine, 1), t0());
+    assert_eq!(x.queue_depth(), 1);
+    assert_eq!(x.relay_forged(), 3);
+}
+
+#[test]
+fn a_node_without_a_seal_takes_nothing_relayed_and_sends_its_results_itself() {
+    let mut ids = IdGenerator::seeded(5);
+    let mut x = FlightCore::new(spec("x1"), GovernorConfig::default());
+    let (_, relayed) = input(&mut ids);
+    x.handle_isl_message(relay_to(Endpoint::Node(node("x1")), &relayed, 1), t0());
+    assert_eq!(
+        x.queue_depth(),
+        0,
+        "it cannot tell the ground's frame from a neighbour's"
+    );
+    run_one_routed_down_through_r1(&mut x, &mut ids);
+    let at_isl = t0() + Duration::from_mins(10);
+    x.handle_isl(&node("r1"), true, at_isl);
+    assert_eq!(
+        x.poll_isl_outgoing(&node("r1")),
+        None,
+        "an unsealed result would be refused by the ground: it waits for the node's own pass"
+    );
+    x.handle_contact(true, at_isl + Duration::from_mins(1));
     assert!(kinds(&mut x).contains(&"result_chunk".to_string()));
 }

@@ -166,7 +166,7 @@ pub enum Severity {
 pub struct Alarm {
     /// How serious.
     pub severity: Severity,
-    /// Stable code: battery_low, overheating, node_silent, node_lost, station_down, jobs_expired (and the
+    /// Stable code: battery_low, overheating, node_silent, node_lost, station_down, jobs_expired, relay_forged (and the
     /// service's own).
     pub code: String,
     /// What it is about (a node, a station, a tenant).
@@ -227,6 +227,11 @@ pub struct GroundCore {
     lose_after: Option<usize>,
     /// Jobs whose record changed in a way a restart must not forget (input sent, node reports, expiry).
     dirty: BTreeSet<JobId>,
+    /// Seals what the ground relays to nodes and checks what nodes relay down; none: nothing goes either way over
+    /// ISLs (a node could not tell the ground's frames from a neighbour's, nor the ground a node's).
+    seal: Option<std::sync::Arc<dyn wire::RelaySeal>>,
+    /// Frames carried down in a node's name whose seal did not prove it, by the node that carried them.
+    relay_forged: BTreeMap<NodeId, u64>,
 }
 
 impl GroundCore {
@@ -277,8 +282,22 @@ impl GroundCore {
             held: BTreeSet::new(),
             lose_after: None,
             dirty: BTreeSet::new(),
+            seal: None,
+            relay_forged: BTreeMap::new(),
             config,
         }
+    }
+
+    /// Gives the ground its seal: from then on it relays inputs and plans through neighbours (sealed) and takes
+    /// in what nodes relay down (when their seal proves them).
+    pub fn set_relay_seal(&mut self, seal: std::sync::Arc<dyn wire::RelaySeal>) {
+        self.seal = Some(seal);
+    }
+
+    /// Frames carried down in another node's name whose seal did not prove it, by carrier: each is a forgery or
+    /// an alteration by the carrier or one before it.
+    pub fn relay_forged(&self) -> &BTreeMap<NodeId, u64> {
+        &self.relay_forged
     }
 
     /// A tenant submits a job with its input. The job is accepted (quota reserved) or refused with a reason.
@@ -815,6 +834,17 @@ impl GroundCore {
                 format!("{n} job(s) passed their deadline undelivered"),
             );
         }
+        for (carrier, n) in &self.relay_forged {
+            alarm(
+                Severity::Critical,
+                "relay_forged",
+                carrier.to_string(),
+                format!(
+                    "carried down {n} frame(s) in another node's name that its seal does not prove: refused; \
+                     the carrier or a node before it forged or altered them"
+                ),
+            );
+        }
         out
     }
 
@@ -988,6 +1018,9 @@ impl GroundCore {
         expires_at: Instant,
         now: Instant,
     ) -> bool {
+        let Some(seal) = self.seal.clone() else {
+            return false;
+        };
         let Ok(frame) = wire::encode(inner) else {
             return false;
         };
@@ -999,6 +1032,7 @@ impl GroundCore {
             destination: Endpoint::Node(target.clone()),
             expires_at,
             hops: 0,
+            seal: seal.seal(&frame),
             frame,
         });
         let envelope = self.envelope(message, now);
@@ -1070,6 +1104,18 @@ impl GroundCore {
         };
         if origin == carrier || !self.links.contains_key(origin) {
             return;
+        }
+        let proven = self
+            .seal
+            .as_ref()
+            .map(|s| s.verify(&inner.sender, &relay.frame, &relay.seal));
+        match proven {
+            Some(Ok(())) => {}
+            Some(Err(_)) => {
+                *self.relay_forged.entry(carrier.clone()).or_default() += 1;
+                return;
+            }
+            None => return,
         }
         let origin = origin.clone();
         match inner.message {

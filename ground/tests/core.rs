@@ -368,3 +368,92 @@ fn a_node_silent_through_its_passes_is_taken_for_lost_and_its_work_moves_until_i
     ground.handle_message(&n1, hello(&n1, later), later);
     assert!(ground.lost_nodes().next().is_none());
 }
+
+#[test]
+fn a_result_carried_down_by_a_neighbour_is_taken_only_with_its_origins_seal() {
+    use odc_model::plan::Endpoint;
+    use odc_model::wire::{self, Relay, RelaySeal as _};
+    let n1 = NodeId::new("n1").expect("id");
+    let n2 = NodeId::new("n2").expect("id");
+    let ring = odc_link::Keyring::from_seed(
+        3,
+        [
+            Sender::Ground,
+            Sender::Node(n1.clone()),
+            Sender::Node(n2.clone()),
+        ],
+    );
+    let seal = |s: &NodeId| {
+        ring.seal_for(&Sender::Node(s.clone()))
+            .expect("in the ring")
+    };
+    let (mut ground, on) = silent_node(None);
+    assert_eq!(on, std::slice::from_ref(&n1));
+    ground.set_relay_seal(std::sync::Arc::new(
+        ring.seal_for(&Sender::Ground).expect("ground"),
+    ));
+    let gs = StationId::new("gs").expect("id");
+    // n1's next pass: its input goes up.
+    let at = t0() + Duration::from_mins(30 + 90 * 3 + 1);
+    ground.handle_contact(&n1, Some(gs.clone()), at);
+    ground.handle_message(&n1, hello(&n1, at), at);
+    let id = std::iter::from_fn(|| ground.poll_outgoing())
+        .find_map(|(_, e)| match e.message {
+            Message::InputChunk(c) => Some(c.job),
+            _ => None,
+        })
+        .expect("the input went up");
+    // Then n2's pass: it carries down frames in n1's name.
+    let at = at + Duration::from_mins(2);
+    ground.handle_contact(&n2, Some(gs.clone()), at);
+    ground.handle_message(&n2, hello(&n2, at), at);
+    let result = vec![5u8; 16];
+    let inner = Envelope {
+        version: PROTOCOL,
+        sender: Sender::Node(n1.clone()),
+        incarnation: 1,
+        seq: 2,
+        sent_at: at,
+        message: Message::ResultChunk(ResultChunk {
+            job: id,
+            output: BlobRef::of(&result),
+            offset: 0,
+            data: result,
+            accelerator_s: 1.0,
+            energy_wh: 0.1,
+        }),
+    };
+    let frame = wire::encode(&inner).expect("encode");
+    let carried = |seq: u64, seal: Vec<u8>| Envelope {
+        version: PROTOCOL,
+        sender: Sender::Node(n2.clone()),
+        incarnation: 1,
+        seq,
+        sent_at: at,
+        message: Message::Relay(Relay {
+            destination: Endpoint::Station(gs.clone()),
+            expires_at: at + Duration::from_hours(6),
+            hops: 1,
+            frame: frame.clone(),
+            seal,
+        }),
+    };
+    // Sealed by the carrier itself, or not at all: refused, and the carrier is named in an alarm.
+    ground.handle_message(&n2, carried(2, seal(&n2).seal(&frame)), at);
+    ground.handle_message(&n2, carried(3, Vec::new()), at);
+    assert!(
+        ground.poll_delivery().is_none(),
+        "nothing forged is delivered"
+    );
+    assert_eq!(ground.relay_forged().get(&n2), Some(&2));
+    let alarm = ground
+        .alarms(at)
+        .into_iter()
+        .find(|a| a.code == "relay_forged")
+        .expect("alarm");
+    assert_eq!(alarm.subject, "n2");
+    // n1's own seal: delivered once.
+    ground.handle_message(&n2, carried(4, seal(&n1).seal(&frame)), at);
+    assert_eq!(ground.poll_delivery().map(|d| d.job), Some(id));
+    assert_eq!(ground.relay_counts().1, 1);
+}

@@ -231,6 +231,28 @@ async fn serve(file: GroundFile, base: PathBuf) -> anyhow::Result<()> {
     config.tenants = tenants.iter().map(|t| t.tenant.clone()).collect();
     let mut core = GroundCore::new(config);
     core.lose_silent_nodes_after(Some(file.lose_node_after_missed_passes));
+    // The node links' credentials; they also seal what the ground relays through neighbours and check what nodes
+    // relay down, end to end.
+    let link_pki = if file.link_listen.is_empty() {
+        None
+    } else {
+        let pki = base.join(&file.pki_dir);
+        let me = Identity::new(Role::Ground, &file.ground_id)?;
+        let creds = Credentials::load(&pki, me.clone()).with_context(|| {
+            format!(
+                "no ground credentials in {} (make them with `odc pki issue --ground {}`)",
+                pki.display(),
+                file.ground_id
+            )
+        })?;
+        let ca = load_trust(&pki.join("ca.pem"))?;
+        core.set_relay_seal(std::sync::Arc::new(odc_link::PkiSeal::new(
+            &creds,
+            ca.clone(),
+            me,
+        )?));
+        Some((creds, ca))
+    };
     let mut used = Vec::new();
     for t in &tenants {
         let total = store
@@ -274,27 +296,15 @@ async fn serve(file: GroundFile, base: PathBuf) -> anyhow::Result<()> {
         tenants.len(),
         store_path.display()
     ));
-    let links = if file.link_listen.is_empty() {
-        None
-    } else {
+    let links = if let Some((creds, ca)) = &link_pki {
         let bind: std::net::SocketAddr = file
             .link_listen
             .parse()
             .with_context(|| format!("link_listen {:?} is not an address", file.link_listen))?;
-        let pki = base.join(&file.pki_dir);
-        let me = Identity::new(Role::Ground, &file.ground_id)?;
-        let creds = Credentials::load(&pki, me).with_context(|| {
-            format!(
-                "no ground credentials in {} (make them with `odc pki issue --ground {}`)",
-                pki.display(),
-                file.ground_id
-            )
-        })?;
-        let ca = load_trust(&pki.join("ca.pem"))?;
         let endpoint = odc_link::quic::server_endpoint(
             bind,
-            &creds,
-            &ca,
+            creds,
+            ca,
             odc_link::LinkConfig {
                 idle_timeout: std::time::Duration::from_secs(3),
             },
@@ -307,6 +317,8 @@ async fn serve(file: GroundFile, base: PathBuf) -> anyhow::Result<()> {
             odc_link::quic::new_session_id(),
             std::future::pending(),
         )))
+    } else {
+        None
     };
     // Passes and shadows computed ahead as the clock moves on.
     let extender = {

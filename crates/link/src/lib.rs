@@ -8,16 +8,20 @@
 //! window that could not be persisted executes nothing, so a crash between the steps can never let a replay
 //! through.
 //!
-//! **Invariant:** `session`, `command` and `replay` do no IO and read no clock (persistence is a function the caller
+//! Frames relayed over ISLs carry their origin's seal (`seal`), checked end to end by their destination.
+//!
+//! **Invariant:** `session`, `command`, `replay` and `seal` do no IO and read no clock (persistence is a function the caller
 //! hands in); only `quic` and `pki` touch sockets and files.
 
 pub mod command;
 pub mod pki;
 pub mod quic;
 pub mod replay;
+pub mod seal;
 pub mod session;
 
 pub use command::{AuthError, CommandGate, FrameError, SignedCommand};
 pub use pki::{Authority, Credentials, Identity, PkiError, Role};
 pub use quic::{ContactEnd, Link, LinkConfig, LinkError};
 pub use replay::{ReplayError, ReplayWindow};
+pub use seal::{Keyring, KeyringSeal, PkiSeal};

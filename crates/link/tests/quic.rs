@@ -11,32 +11,13 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
+mod common;
+use common::{authority, ground, issue};
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-fn valid() -> (OffsetDateTime, OffsetDateTime) {
-    let now = OffsetDateTime::now_utc();
-    (
-        now - time::Duration::days(1),
-        now + time::Duration::days(30),
-    )
-}
-
-fn authority() -> Result<Authority, Box<dyn std::error::Error>> {
-    let (a, b) = valid();
-    Ok(Authority::generate("test", a, b)?)
-}
-
-fn issue(ca: &Authority, who: &Identity) -> Result<Credentials, Box<dyn std::error::Error>> {
-    let (a, b) = valid();
-    Ok(ca.issue(who, a, b)?)
-}
 
 fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
-}
-
-fn ground() -> Identity {
-    Identity::new(Role::Ground, "gs").expect("valid id")
 }
 
 struct Pair {

@@ -280,6 +280,8 @@ impl Sampler {
                 frame: (0..self.below(200))
                     .map(|_| self.below(256) as u8)
                     .collect(),
+                // Left empty so the frozen samples keep their bytes; sealed frames are tested in `wire`.
+                seal: Vec::new(),
             }),
             _ => Message::Reject(Reject {
                 seq: self.below(1 << 30),

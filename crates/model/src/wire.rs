@@ -180,6 +180,21 @@ pub struct Relay {
     /// The frame carried, as [`encode`] made it.
     #[serde(with = "bytes_field")]
     pub frame: Vec<u8>,
+    /// The origin's proof that it made `frame` (see [`RelaySeal`]): the carriers cannot forge or alter what they
+    /// carry. Absent from older senders, and left out when empty so what they sent encodes to the same bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "bytes_field")]
+    pub seal: Vec<u8>,
+}
+
+/// End-to-end proof of who made a relayed frame. Links authenticate each hop, but a frame relayed over ISLs passes
+/// through neighbours that could forge or alter it; its origin seals it and its destination checks the seal against
+/// the sender the frame names. Replays need no guard here: everything a frame carries is idempotent by job id and
+/// plan generation.
+pub trait RelaySeal: Send + Sync {
+    /// A proof that this side made `frame`.
+    fn seal(&self, frame: &[u8]) -> Vec<u8>;
+    /// Whether `seal` proves that `sender` made `frame`; why not, readable.
+    fn verify(&self, sender: &Sender, frame: &[u8], seal: &[u8]) -> Result<(), String>;
 }
 
 /// A refusal, so the sender knows why instead of retrying forever.
@@ -551,6 +566,29 @@ mod tests {
         assert_eq!(&frame[..4], b"od\x01\x00");
         assert_eq!(decode(&frame).expect("decodes"), e);
         assert_eq!(from_json(&to_json(&e)).expect("json"), e);
+    }
+
+    #[test]
+    fn a_sealed_relay_round_trips_and_an_unsealed_one_encodes_as_before() {
+        let inner = encode(&hello()).expect("encodes");
+        let relay = |seal: Vec<u8>| Envelope {
+            message: Message::Relay(Relay {
+                destination: Endpoint::Station(crate::id::StationId::new("gs").expect("id")),
+                expires_at: Instant::from_unix_ms(1_781_913_700_000),
+                hops: 1,
+                frame: inner.clone(),
+                seal,
+            }),
+            ..hello()
+        };
+        let sealed = relay(vec![2; 65]);
+        let frame = encode(&sealed).expect("encodes");
+        assert_eq!(decode(&frame).expect("decodes"), sealed);
+        assert_eq!(from_json(&to_json(&sealed)).expect("json"), sealed);
+        // No seal, no field: the bytes an older sender made.
+        let plain = encode(&relay(Vec::new())).expect("encodes");
+        assert!(plain.len() + 65 < frame.len());
+        assert!(!to_json(&relay(Vec::new())).contains("seal"));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use odc_model::plan::Endpoint;
 use odc_model::spec::{ModelProfile, NodeSpec, StationSpec};
 use odc_model::tenant::Tenant;
 use odc_model::time::{Duration, Instant};
-use odc_model::wire;
+use odc_model::wire::{self, Sender};
 use odc_planner::scenario::{JobsConfig, ScenarioConfig, ScenarioFiles};
 use odc_planner::{ContactWindow, PlannerOptions};
 use sha2::{Digest as _, Sha256};
@@ -148,6 +148,8 @@ pub struct World {
     seq: u64,
     ground: GroundCore,
     nodes: Vec<NodeSim>,
+    /// Every core's relay seal (ed25519, drawn from the seed): frames relayed over ISLs are proven end to end.
+    keyring: odc_link::Keyring,
     node_index: BTreeMap<odc_model::id::NodeId, usize>,
     stations: Vec<StationSpec>,
     station_down_until: Vec<Instant>,
@@ -270,7 +272,17 @@ impl World {
             .map(|(i, n)| (n.spec.id.clone(), i))
             .collect();
         let tenants: Vec<Tenant> = snapshot.tenants.iter().map(|t| t.tenant.clone()).collect();
-        let ground = GroundCore::new(GroundConfig {
+        let keyring = odc_link::Keyring::from_seed(
+            config.seed,
+            std::iter::once(Sender::Ground)
+                .chain(nodes.iter().map(|n| Sender::Node(n.spec.id.clone()))),
+        );
+        for n in &mut nodes {
+            if let Some(seal) = keyring.seal_for(&Sender::Node(n.spec.id.clone())) {
+                n.core.set_relay_seal(std::sync::Arc::new(seal));
+            }
+        }
+        let mut ground = GroundCore::new(GroundConfig {
             nodes: infos,
             stations: snapshot.stations.clone(),
             contacts: snapshot.contacts.clone(),
@@ -282,6 +294,9 @@ impl World {
             planner: PlannerOptions::default(),
             seed: config.seed,
         });
+        if let Some(seal) = keyring.seal_for(&Sender::Ground) {
+            ground.set_relay_seal(std::sync::Arc::new(seal));
+        }
         let mut backend: Box<dyn Accelerator> = match config.twin.backend {
             BackendKind::Cpu => Box::new(odc_accel::cpu::CandleBackend::cpu(
                 nodes
@@ -317,6 +332,7 @@ impl World {
             seq: 0,
             ground,
             nodes,
+            keyring,
             node_index,
             stations,
             rng,
@@ -1199,6 +1215,9 @@ impl World {
         let link = self.nodes[i].link;
         let n = &mut self.nodes[i];
         n.core = FlightCore::recover(durable, spec, GovernorConfig::default(), node_now);
+        if let Some(seal) = self.keyring.seal_for(&Sender::Node(id.clone())) {
+            n.core.set_relay_seal(std::sync::Arc::new(seal));
+        }
         n.running = None;
         n.busy = false;
         n.wake_at = None;

@@ -10,7 +10,7 @@ use crate::core::{Alarm, GroundCore, NodeStatus, Severity, SubmitError};
 use crate::dispatch::{Links, NodeSide};
 use crate::metrics::{ApiMetrics, gauge};
 use crate::orbits::{OrbitBook, OrbitUpload};
-use crate::store::{AuditEntry, JobWrite, Store, StoreError, TenantRecord};
+use crate::store::{AuditEntry, DeliveryWrite, JobWrite, Store, StoreError, TenantRecord};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
@@ -20,7 +20,7 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use odc_model::id::{JobId, ModelId, NodeId, TenantId};
 use odc_model::job::{BlobRef, Job, JobSpec, JobState, Priority};
-use odc_model::tenant::{Quota, Tenant, Usage, UsageRecord};
+use odc_model::tenant::{Quota, Tenant, Usage};
 use odc_model::time::{Clock, Duration, Instant};
 use odc_model::wire::Envelope;
 use serde::{Deserialize, Serialize};
@@ -247,7 +247,7 @@ struct Pending {
 struct Outbound {
     /// Job records a restart must not forget (an input sent, a node's report, an expiry).
     jobs: Vec<Job>,
-    deliveries: Vec<(Job, Vec<u8>, UsageRecord)>,
+    deliveries: Vec<DeliveryWrite>,
     messages: Vec<(NodeId, Envelope)>,
 }
 
@@ -262,7 +262,11 @@ impl Outbound {
             let job = core.job(d.job).cloned();
             let usage = core.ledger().iter().rev().find(|r| r.job == d.job).cloned();
             if let (Some(job), Some(usage)) = (job, usage) {
-                out.deliveries.push((job, d.result, usage));
+                out.deliveries.push(DeliveryWrite {
+                    job,
+                    result: d.result,
+                    usage,
+                });
             }
         }
         while let Some(m) = core.poll_outgoing() {
@@ -518,7 +522,7 @@ impl<S: Store> Ground<S> {
         if !out.deliveries.is_empty()
             && let Ok(mut storing) = self.storing.lock()
         {
-            storing.extend(out.deliveries.iter().map(|d| d.0.id));
+            storing.extend(out.deliveries.iter().map(|d| d.job.id));
         }
         out
     }
@@ -1448,13 +1452,15 @@ async fn outbound_loop<S: Store>(
                 .collect();
             until_stored(&metrics, "job records", || store.put_jobs(&writes, &[])).await;
         }
-        for (job, result, usage) in &out.deliveries {
-            until_stored(&metrics, "a delivered result", || {
-                store.put_delivery(job, result, usage)
+        if !out.deliveries.is_empty() {
+            until_stored(&metrics, "delivered results", || {
+                store.put_deliveries(&out.deliveries)
             })
             .await;
             if let Ok(mut s) = storing.lock() {
-                s.remove(&job.id);
+                for d in &out.deliveries {
+                    s.remove(&d.job.id);
+                }
             }
         }
         for (node, envelope) in &out.messages {

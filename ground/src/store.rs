@@ -64,6 +64,17 @@ pub struct AuditEntry {
     pub target: String,
 }
 
+/// A delivered job to store: its final record, its result and what it is billed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryWrite {
+    /// The job, delivered.
+    pub job: Job,
+    /// Its result.
+    pub result: Vec<u8>,
+    /// Its usage record.
+    pub usage: UsageRecord,
+}
+
 /// What the ground keeps on disk. Every write is durable when its future resolves to `Ok`.
 pub trait Store: Send + Sync + 'static {
     /// Creates or replaces a tenant (its account and token hash) and appends the audit entries, in one
@@ -96,12 +107,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
     /// Jobs not yet closed, with their inputs: what a restarted ground rebuilds its core from.
     fn open_jobs(&self) -> impl Future<Output = Result<Vec<(Job, Vec<u8>)>, StoreError>> + Send;
-    /// Stores a delivered job's result and its usage record, with the job's final record, in one transaction.
-    fn put_delivery(
+    /// Stores delivered jobs' results and usage records, with the jobs' final records, all in one transaction (a
+    /// contact that brings many results down costs one commit). Storing a delivery again changes nothing.
+    fn put_deliveries(
         &self,
-        job: &Job,
-        result: &[u8],
-        usage: &UsageRecord,
+        deliveries: &[DeliveryWrite],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// A delivered job's result.
     fn result(&self, id: JobId)
@@ -372,24 +382,20 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn put_delivery(
-        &self,
-        job: &Job,
-        result: &[u8],
-        usage: &UsageRecord,
-    ) -> Result<(), StoreError> {
+    async fn put_deliveries(&self, deliveries: &[DeliveryWrite]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE jobs SET closed = ?, record = ?, input = NULL, result = ? WHERE id = ?",
-        )
-        .bind(job.state.is_terminal())
-        .bind(encode(job))
-        .bind(result)
-        .bind(job.id.to_string())
-        .execute(&mut *tx)
-        .await?;
-        // Metering exactly once: a second delivery of the same job leaves the first record.
-        sqlx::query(
+        for DeliveryWrite { job, result, usage } in deliveries {
+            sqlx::query(
+                "UPDATE jobs SET closed = ?, record = ?, input = NULL, result = ? WHERE id = ?",
+            )
+            .bind(job.state.is_terminal())
+            .bind(encode(job))
+            .bind(result)
+            .bind(job.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+            // Metering exactly once: a second delivery of the same job leaves the first record.
+            sqlx::query(
             "INSERT INTO usage (job, tenant, record) VALUES (?, ?, ?) ON CONFLICT (job) DO NOTHING",
         )
         .bind(usage.job.to_string())
@@ -397,6 +403,7 @@ impl Store for SqliteStore {
         .bind(encode(usage))
         .execute(&mut *tx)
         .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

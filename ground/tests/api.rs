@@ -604,14 +604,12 @@ impl Store for FlakyStore {
     ) -> Result<Vec<(odc_model::job::Job, Vec<u8>)>, odc_ground::store::StoreError> {
         self.inner.open_jobs().await
     }
-    async fn put_delivery(
+    async fn put_deliveries(
         &self,
-        job: &odc_model::job::Job,
-        result: &[u8],
-        usage: &odc_model::tenant::UsageRecord,
+        deliveries: &[odc_ground::store::DeliveryWrite],
     ) -> Result<(), odc_ground::store::StoreError> {
         self.check()?;
-        self.inner.put_delivery(job, result, usage).await
+        self.inner.put_deliveries(deliveries).await
     }
     async fn result(
         &self,

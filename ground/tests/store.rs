@@ -2,7 +2,9 @@
 //! a delivery is metered once however often it is written; tokens are found only by their hash; a damaged record
 //! is an error that names it.
 
-use odc_ground::store::{AuditEntry, JobWrite, SqliteStore, Store, StoreError, TenantRecord};
+use odc_ground::store::{
+    AuditEntry, DeliveryWrite, JobWrite, SqliteStore, Store, StoreError, TenantRecord,
+};
 use odc_model::id::{IdGenerator, ModelId, NodeId, StationId};
 use odc_model::job::{BlobRef, Job, JobEvent, JobSpec, JobState, Priority};
 use odc_model::tenant::{Quota, Tenant, Usage, UsageRecord};
@@ -174,12 +176,18 @@ async fn a_delivery_closes_the_job_and_is_metered_once() {
             downlink_bytes: 16,
         },
     };
+    let delivery = DeliveryWrite {
+        job: job.clone(),
+        result: result.clone(),
+        usage: usage.clone(),
+    };
     store
-        .put_delivery(&job, &result, &usage)
+        .put_deliveries(std::slice::from_ref(&delivery))
         .await
         .expect("delivery");
+    // Again, and twice in one batch: still one result and one bill.
     store
-        .put_delivery(&job, &result, &usage)
+        .put_deliveries(&[delivery.clone(), delivery])
         .await
         .expect("again");
     assert_eq!(store.result(job.id).await.expect("result"), Some(result));

@@ -514,7 +514,6 @@ impl<S: Store> Ground<S> {
         self.send_out(out);
     }
 
-    /// Hands what the core produced to the writer task (which keeps the order).
     /// Takes everything the core has for the outside, noting (under the core's lock, so no request sees the job
     /// delivered first) which results are still to be stored.
     fn drain(&self, core: &mut GroundCore) -> Outbound {
@@ -527,17 +526,13 @@ impl<S: Store> Ground<S> {
         out
     }
 
-    /// A job as its tenant sees it: delivered only once its result is stored, so that a delivered job's result
-    /// can always be downloaded (until then it shows as downlinked).
-    fn as_seen(&self, mut job: Job) -> Job {
-        if job.state == JobState::Delivered
-            && self.storing.lock().is_ok_and(|s| s.contains(&job.id))
-        {
-            job.state = JobState::Downlinked;
-        }
-        job
+    /// Whether the core has delivered this job and its result is not stored yet: its tenant sees it delivered only
+    /// once it is, so that a delivered job's result can always be downloaded (until then it shows as downlinked).
+    fn still_storing(&self, job: &Job) -> bool {
+        job.state == JobState::Delivered && self.storing.lock().is_ok_and(|s| s.contains(&job.id))
     }
 
+    /// Hands what the core produced to the writer task (which keeps the order).
     fn send_out(&self, out: Outbound) {
         if !out.jobs.is_empty() || !out.deliveries.is_empty() || !out.messages.is_empty() {
             let _ = self.outbound.send(out);
@@ -587,9 +582,13 @@ impl<S: Store> Ground<S> {
             Some(job) => Some(job),
             None => self.store.job(id).await.map_err(ApiError::store)?,
         };
-        job.filter(|j| j.spec.tenant == tenant)
-            .map(|j| self.as_seen(j))
-            .ok_or_else(ApiError::no_such_job)
+        let mut job = job
+            .filter(|j| j.spec.tenant == tenant)
+            .ok_or_else(ApiError::no_such_job)?;
+        if self.still_storing(&job) {
+            job.state = JobState::Downlinked;
+        }
+        Ok(job)
     }
 
     async fn commit(&self, write: JobWrite, audit: AuditEntry) -> Result<(), ApiError> {
@@ -704,9 +703,7 @@ async fn create_tenant<S: Store>(
     g.operator_caller(&headers)?;
     let req: NewTenant = serde_json::from_slice(&body)
         .map_err(|e| bad_request(format!("the body is not a tenant: {e}")))?;
-    if req.name.trim().is_empty() || req.name.len() > 100 {
-        return Err(bad_request("`name` must be 1 to 100 characters"));
-    }
+    check_name(&req.name)?;
     let now = g.clock.now();
     let tenant = Tenant {
         id: g.core()?.new_tenant_id(now),
@@ -737,6 +734,14 @@ fn operator_action(at: Instant, action: &str, tenant: TenantId) -> AuditEntry {
         action: action.into(),
         target: tenant.to_string(),
     }
+}
+
+/// A tenant's display name: 1 to 100 characters, not all blank.
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty() || name.len() > 100 {
+        return Err(bad_request("`name` must be 1 to 100 characters"));
+    }
+    Ok(())
 }
 
 /// A quota the planner and the intake can work with: finite, non-negative figures over a positive period.
@@ -805,9 +810,7 @@ impl TenantChange {
             ));
         }
         if let Some(name) = self.name {
-            if name.trim().is_empty() || name.len() > 100 {
-                return Err(bad_request("`name` must be 1 to 100 characters"));
-            }
+            check_name(&name)?;
             tenant.name = name;
         }
         if let Some(w) = self.share_weight {
@@ -1503,7 +1506,8 @@ async fn upload<S: Store>(
             e.body_text()
         ))
     })?;
-    accept(&g, tenant, req, body.to_vec()).await
+    // Without a copy when the body arrived in one piece.
+    accept(&g, tenant, req, body.into()).await
 }
 
 /// Checks a submission, takes it into the core and answers once it is durable (or names the job its key
@@ -1638,7 +1642,11 @@ async fn list<S: Store>(
     {
         let core = g.core()?;
         for j in core.jobs().filter(|j| j.spec.tenant == tenant) {
-            by_id.insert(j.id, JobView::of(&g.as_seen(j.clone())));
+            let mut view = JobView::of(j);
+            if g.still_storing(j) {
+                view.state = JobState::Downlinked.name().to_string();
+            }
+            by_id.insert(j.id, view);
         }
     }
     // Ids sort by creation time: newest first.

@@ -22,9 +22,9 @@ fn t0() -> Instant {
     Instant::from_unix_ms(1_780_000_000_000)
 }
 
-struct Api {
+struct Api<S: Store = SqliteStore> {
     app: axum::Router,
-    ground: Arc<Ground<SqliteStore>>,
+    ground: Arc<Ground<S>>,
     _dir: tempfile::TempDir,
 }
 
@@ -86,21 +86,7 @@ fn core_with(contacts: Vec<odc_planner::ContactWindow>) -> (Tenant, Tenant, Grou
 async fn api() -> Api {
     let (a, b, core) = core();
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteStore::open(&dir.path().join("ground.db"))
-        .await
-        .expect("store");
-    for (t, token) in [(&a, "token-a"), (&b, "token-b")] {
-        store
-            .put_tenant(
-                &TenantRecord {
-                    tenant: t.clone(),
-                    token_hash: token_hash(token),
-                },
-                &[],
-            )
-            .await
-            .expect("tenant");
-    }
+    let store = store_with(&dir, &a, &b).await;
     let clock = Arc::new(SimClock::new(t0()));
     let ground = Ground::start(core, store, clock, &[token_hash("token-op")])
         .await
@@ -112,8 +98,28 @@ async fn api() -> Api {
     }
 }
 
-async fn call(
-    api: &Api,
+/// A store in `dir` that knows tenants a and b by the tokens `token-a` and `token-b`.
+async fn store_with(dir: &tempfile::TempDir, a: &Tenant, b: &Tenant) -> SqliteStore {
+    let store = SqliteStore::open(&dir.path().join("ground.db"))
+        .await
+        .expect("store");
+    for (t, token) in [(a, "token-a"), (b, "token-b")] {
+        store
+            .put_tenant(
+                &TenantRecord {
+                    tenant: t.clone(),
+                    token_hash: token_hash(token),
+                },
+                &[],
+            )
+            .await
+            .expect("tenant");
+    }
+    store
+}
+
+async fn call<S: Store>(
+    api: &Api<S>,
     method: &str,
     path: &str,
     token: Option<&str>,
@@ -154,7 +160,7 @@ fn submission(key: &str, input: &[u8]) -> String {
     .to_string()
 }
 
-async fn submit(api: &Api, token: &str, key: &str) -> JobView {
+async fn submit<S: Store>(api: &Api<S>, token: &str, key: &str) -> JobView {
     let (status, body) = call(
         api,
         "POST",
@@ -651,33 +657,48 @@ impl Store for FlakyStore {
     }
 }
 
-#[tokio::test]
-async fn a_full_disk_refuses_new_jobs_with_a_clear_error_and_loses_none_already_accepted() {
-    let base = api().await;
-    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+/// The API over a [`FlakyStore`] (tenants a and b, the operator token, these passes), with its switches and clock.
+struct Flaky {
+    api: Api<FlakyStore>,
+    a: Tenant,
+    fail: Arc<std::sync::atomic::AtomicBool>,
+    slow_ms: Arc<std::sync::atomic::AtomicU64>,
+    clock: Arc<SimClock>,
+}
+
+async fn flaky(contacts: Vec<odc_planner::ContactWindow>) -> Flaky {
+    let (a, b, core) = core_with(contacts);
     let dir = tempfile::tempdir().expect("tempdir");
-    let inner = SqliteStore::open(&dir.path().join("g.db"))
-        .await
-        .expect("store");
-    for t in base.ground.store().tenants().await.expect("tenants") {
-        inner.put_tenant(&t, &[]).await.expect("tenant");
-    }
-    let (a, _, core) = core();
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let slow_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let store = FlakyStore {
-        inner,
+        inner: store_with(&dir, &a, &b).await,
         fail: fail.clone(),
         slow_ms: slow_ms.clone(),
     };
-    let ground = Ground::start(
-        core,
-        store,
-        Arc::new(SimClock::new(t0())),
-        &[token_hash("token-op")],
-    )
-    .await
-    .expect("start");
-    let app = router(ground.clone(), DEFAULT_MAX_BODY_BYTES);
+    let clock = Arc::new(SimClock::new(t0()));
+    let ground = Ground::start(core, store, clock.clone(), &[token_hash("token-op")])
+        .await
+        .expect("start");
+    Flaky {
+        api: Api {
+            app: router(ground.clone(), DEFAULT_MAX_BODY_BYTES),
+            ground,
+            _dir: dir,
+        },
+        a,
+        fail,
+        slow_ms,
+        clock,
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_new_jobs_with_a_clear_error_and_loses_none_already_accepted() {
+    let f = flaky(Vec::new()).await;
+    let (a, fail, slow_ms) = (f.a.clone(), f.fail.clone(), f.slow_ms.clone());
+    let ground = f.api.ground.clone();
+    let app = f.api.app.clone();
     let post = |key: &str| {
         Request::builder()
             .method("POST")
@@ -1256,15 +1277,6 @@ async fn an_input_uploaded_as_the_body_makes_the_same_job_as_one_sent_in_base64(
 async fn a_job_shows_delivered_only_once_its_result_is_stored() {
     use odc_ground::dispatch::NodeSide as _;
     use odc_model::wire::{Envelope, Hello, Message, PROTOCOL, ResultChunk, Sender};
-    let base = api().await;
-    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let inner = SqliteStore::open(&dir.path().join("g.db"))
-        .await
-        .expect("store");
-    for t in base.ground.store().tenants().await.expect("tenants") {
-        inner.put_tenant(&t, &[]).await.expect("tenant");
-    }
     let n1 = NodeId::new("n1").expect("id");
     let pass = odc_planner::ContactWindow {
         station: StationId::new("gs").expect("id"),
@@ -1272,23 +1284,10 @@ async fn a_job_shows_delivered_only_once_its_result_is_stored() {
         start: t0() + Duration::from_mins(30),
         end: t0() + Duration::from_mins(40),
     };
-    let (_, _, core) = core_with(vec![pass]);
-    let store = FlakyStore {
-        inner,
-        fail: fail.clone(),
-        slow_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)),
-    };
-    let clock = Arc::new(SimClock::new(t0()));
-    let ground = Ground::start(core, store, clock.clone(), &[])
-        .await
-        .expect("start");
-    let _dir = dir;
-    let api = Api {
-        app: router(ground.clone(), DEFAULT_MAX_BODY_BYTES),
-        ground: base.ground.clone(),
-        _dir: tempfile::tempdir().expect("tempdir"),
-    };
-    let job = submit(&api, "token-a", "r1").await;
+    let f = flaky(vec![pass]).await;
+    let (api, fail, clock) = (&f.api, f.fail.clone(), f.clock.clone());
+    let ground = api.ground.clone();
+    let job = submit(api, "token-a", "r1").await;
     // Planned onto n1's pass; the pass begins and the input goes up.
     ground.tick(t0() + Duration::from_mins(1)).await;
     let in_pass = clock.advance_to(t0() + Duration::from_mins(31));
@@ -1321,7 +1320,7 @@ async fn a_job_shows_delivered_only_once_its_result_is_stored() {
         energy_wh: 0.1,
     };
     ground.node_message(&n1, env(2, Message::ResultChunk(chunk)));
-    let state = |api: &Api| {
+    let state = |api: &Api<FlakyStore>| {
         let path = format!("/v1/jobs/{}", job.id);
         let api = api.app.clone();
         async move {
@@ -1337,15 +1336,15 @@ async fn a_job_shows_delivered_only_once_its_result_is_stored() {
         }
     };
     assert_eq!(
-        state(&api).await,
+        state(api).await,
         "downlinked",
         "not delivered while its result is not stored"
     );
-    let (_, body) = call(&api, "GET", "/v1/jobs", Some("token-a"), None).await;
+    let (_, body) = call(api, "GET", "/v1/jobs", Some("token-a"), None).await;
     let list: JobList = serde_json::from_slice(&body).expect("list");
     assert_eq!(list.jobs[0].state, "downlinked");
     let path = format!("/v1/jobs/{}/result", job.id);
-    let (status, body) = call(&api, "GET", &path, Some("token-a"), None).await;
+    let (status, body) = call(api, "GET", &path, Some("token-a"), None).await;
     assert_eq!(
         (status, code(&body)),
         (StatusCode::CONFLICT, "not_ready".into())
@@ -1354,13 +1353,13 @@ async fn a_job_shows_delivered_only_once_its_result_is_stored() {
     fail.store(false, std::sync::atomic::Ordering::SeqCst);
     let mut seen = String::new();
     for _ in 0..200 {
-        seen = state(&api).await;
+        seen = state(api).await;
         if seen == "delivered" {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     assert_eq!(seen, "delivered");
-    let (status, body) = call(&api, "GET", &path, Some("token-a"), None).await;
+    let (status, body) = call(api, "GET", &path, Some("token-a"), None).await;
     assert_eq!((status, body), (StatusCode::OK, result));
 }

@@ -168,14 +168,7 @@ fn a_result_arriving_twice_is_delivered_and_billed_once() {
     }
     assert_eq!(inputs, 1, "the planned job's input goes up at the contact");
     let result = vec![7u8; 16];
-    let chunk = ResultChunk {
-        job: id,
-        output: BlobRef::of(&result),
-        offset: 0,
-        data: result,
-        accelerator_s: 1.0,
-        energy_wh: 0.1,
-    };
+    let chunk = result_of(id, result);
     s.ground
         .handle_message(&s.node, env(Message::ResultChunk(chunk.clone())), now);
     s.ground
@@ -332,20 +325,42 @@ fn silent_node(lose_after: Option<usize>) -> (GroundCore, Vec<NodeId>) {
     (ground, on)
 }
 
-fn hello(node: &NodeId, at: Instant) -> Envelope {
+/// A job's whole result in one chunk, with the run's figures (1 s, 0.1 Wh).
+fn result_of(job: odc_model::id::JobId, data: Vec<u8>) -> ResultChunk {
+    ResultChunk {
+        job,
+        output: BlobRef::of(&data),
+        offset: 0,
+        data,
+        accelerator_s: 1.0,
+        energy_wh: 0.1,
+    }
+}
+
+/// A message from `node` (first incarnation), numbered `seq`.
+fn from_node(node: &NodeId, seq: u64, at: Instant, message: Message) -> Envelope {
     Envelope {
         version: PROTOCOL,
         sender: Sender::Node(node.clone()),
         incarnation: 1,
-        seq: 1,
+        seq,
         sent_at: at,
-        message: Message::Hello(Hello {
+        message,
+    }
+}
+
+fn hello(node: &NodeId, at: Instant) -> Envelope {
+    from_node(
+        node,
+        1,
+        at,
+        Message::Hello(Hello {
             node: node.clone(),
             software: "test".into(),
             plan_generation: 0,
             last_seq_received: 0,
         }),
-    }
+    )
 }
 
 #[test]
@@ -408,35 +423,21 @@ fn a_result_carried_down_by_a_neighbour_is_taken_only_with_its_origins_seal() {
     ground.handle_contact(&n2, Some(gs.clone()), at);
     ground.handle_message(&n2, hello(&n2, at), at);
     let result = vec![5u8; 16];
-    let inner = Envelope {
-        version: PROTOCOL,
-        sender: Sender::Node(n1.clone()),
-        incarnation: 1,
-        seq: 2,
-        sent_at: at,
-        message: Message::ResultChunk(ResultChunk {
-            job: id,
-            output: BlobRef::of(&result),
-            offset: 0,
-            data: result,
-            accelerator_s: 1.0,
-            energy_wh: 0.1,
-        }),
-    };
+    let inner = from_node(&n1, 2, at, Message::ResultChunk(result_of(id, result)));
     let frame = wire::encode(&inner).expect("encode");
-    let carried = |seq: u64, seal: Vec<u8>| Envelope {
-        version: PROTOCOL,
-        sender: Sender::Node(n2.clone()),
-        incarnation: 1,
-        seq,
-        sent_at: at,
-        message: Message::Relay(Relay {
-            destination: Endpoint::Station(gs.clone()),
-            expires_at: at + Duration::from_hours(6),
-            hops: 1,
-            frame: frame.clone(),
-            seal,
-        }),
+    let carried = |seq: u64, seal: Vec<u8>| {
+        from_node(
+            &n2,
+            seq,
+            at,
+            Message::Relay(Relay {
+                destination: Endpoint::Station(gs.clone()),
+                expires_at: at + Duration::from_hours(6),
+                hops: 1,
+                frame: frame.clone(),
+                seal,
+            }),
+        )
     };
     // Sealed by the carrier itself, or not at all: refused, and the carrier is named in an alarm.
     ground.handle_message(&n2, carried(2, seal(&n2).seal(&frame)), at);

@@ -20,7 +20,7 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use odc_model::wire::{RelaySeal, Sender};
 use rustls::SignatureScheme;
 use rustls::sign::Signer;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -47,7 +47,8 @@ fn who(sender: &Sender) -> String {
 pub struct PkiSeal {
     leaf: Vec<u8>,
     signer: Box<dyn Signer>,
-    ca: CertificateDer<'static>,
+    /// The constellation CA, parsed once.
+    anchor: TrustAnchor<'static>,
     ground: Identity,
 }
 
@@ -84,10 +85,13 @@ impl PkiSeal {
         let signer = key
             .choose_scheme(&[SignatureScheme::ECDSA_NISTP256_SHA256])
             .ok_or_else(|| bad("the private key is not ECDSA P-256".into()))?;
+        let anchor = webpki::anchor_from_trusted_cert(&ca)
+            .map_err(|e| bad(format!("the constellation CA is not usable: {e}")))?
+            .to_owned();
         Ok(PkiSeal {
             leaf,
             signer,
-            ca,
+            anchor,
             ground,
         })
     }
@@ -129,11 +133,9 @@ impl RelaySeal for PkiSeal {
         let leaf = CertificateDer::from(leaf);
         let cert = webpki::EndEntityCert::try_from(&leaf)
             .map_err(|e| format!("the seal's certificate does not parse: {e}"))?;
-        let anchor = webpki::anchor_from_trusted_cert(&self.ca)
-            .map_err(|e| format!("the constellation CA is not usable: {e}"))?;
         cert.verify_for_usage(
             &[webpki::ring::ECDSA_P256_SHA256],
-            &[anchor],
+            std::slice::from_ref(&self.anchor),
             &[],
             UnixTime::now(),
             webpki::KeyUsage::client_auth(),

@@ -278,9 +278,7 @@ impl World {
                 .chain(nodes.iter().map(|n| Sender::Node(n.spec.id.clone()))),
         );
         for n in &mut nodes {
-            if let Some(seal) = keyring.seal_for(&Sender::Node(n.spec.id.clone())) {
-                n.core.set_relay_seal(std::sync::Arc::new(seal));
-            }
+            give_seal(&keyring, &mut n.core);
         }
         let mut ground = GroundCore::new(GroundConfig {
             nodes: infos,
@@ -1215,9 +1213,7 @@ impl World {
         let link = self.nodes[i].link;
         let n = &mut self.nodes[i];
         n.core = FlightCore::recover(durable, spec, GovernorConfig::default(), node_now);
-        if let Some(seal) = self.keyring.seal_for(&Sender::Node(id.clone())) {
-            n.core.set_relay_seal(std::sync::Arc::new(seal));
-        }
+        give_seal(&self.keyring, &mut n.core);
         n.running = None;
         n.busy = false;
         n.wake_at = None;
@@ -1505,6 +1501,13 @@ fn deliver(receiver: &mut Session, other: &mut Session, frames: &[Vec<u8>]) -> V
     }
     while other.poll_event().is_some() {}
     delivered
+}
+
+/// Gives a node core its seal from the keyring (at the start and after each restart).
+fn give_seal(keyring: &odc_link::Keyring, core: &mut FlightCore) {
+    if let Some(seal) = keyring.seal_for(&Sender::Node(core.node().clone())) {
+        core.set_relay_seal(std::sync::Arc::new(seal));
+    }
 }
 
 /// Jobs arriving uniformly over the spread, each with a tenant, a tile class and seed, a deadline and a priority.

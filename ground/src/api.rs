@@ -249,6 +249,8 @@ struct Outbound {
     jobs: Vec<Job>,
     deliveries: Vec<DeliveryWrite>,
     messages: Vec<(NodeId, Envelope)>,
+    /// The highest plan generation issued: stored before any message that may carry it leaves.
+    generation: u64,
 }
 
 impl Outbound {
@@ -256,6 +258,7 @@ impl Outbound {
     fn drain(core: &mut GroundCore) -> Outbound {
         let mut out = Outbound {
             jobs: core.take_dirty(),
+            generation: core.generation(),
             ..Outbound::default()
         };
         while let Some(d) = core.poll_delivery() {
@@ -294,6 +297,8 @@ pub struct Ground<S: Store> {
     tenant_admin: tokio::sync::Mutex<()>,
     /// Jobs the core has delivered whose result the writer task has not stored yet.
     storing: Arc<Mutex<std::collections::HashSet<JobId>>>,
+    /// The highest plan generation handed to the writer task (which stores it).
+    generation_out: std::sync::atomic::AtomicU64,
 }
 
 impl<S: Store> Ground<S> {
@@ -339,6 +344,7 @@ impl<S: Store> Ground<S> {
             committing: Mutex::new(HashMap::new()),
             tenant_admin: tokio::sync::Mutex::new(()),
             storing,
+            generation_out: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -534,7 +540,15 @@ impl<S: Store> Ground<S> {
 
     /// Hands what the core produced to the writer task (which keeps the order).
     fn send_out(&self, out: Outbound) {
-        if !out.jobs.is_empty() || !out.deliveries.is_empty() || !out.messages.is_empty() {
+        let new_generation = self
+            .generation_out
+            .fetch_max(out.generation, Ordering::Relaxed)
+            < out.generation;
+        if new_generation
+            || !out.jobs.is_empty()
+            || !out.deliveries.is_empty()
+            || !out.messages.is_empty()
+        {
             let _ = self.outbound.send(out);
         }
     }
@@ -685,6 +699,15 @@ impl<S: Store> Ground<S> {
             )),
         }
     }
+}
+
+/// The store counter that keeps the highest plan generation issued.
+pub const PLAN_GENERATION: &str = "plan_generation";
+
+/// Ids whose random part comes from the operating system's CSPRNG (through `rand`'s thread generator, ChaCha
+/// seeded and reseeded from it): another tenant's job ids cannot be worked out from one's own.
+pub fn secure_ids() -> odc_model::id::IdGenerator {
+    odc_model::id::IdGenerator::secure(Arc::new(rand::random::<u128>))
 }
 
 /// A new random bearer token: 256 bits, hex, with a prefix that says what it is.
@@ -1443,7 +1466,16 @@ async fn outbound_loop<S: Store>(
     storing: Arc<Mutex<std::collections::HashSet<JobId>>>,
     mut rx: mpsc::UnboundedReceiver<Outbound>,
 ) {
+    let mut generation_stored = 0;
     while let Some(out) = rx.recv().await {
+        if out.generation > generation_stored {
+            // A restarted ground numbers its plans above this, so nodes that hold these plans take its next ones.
+            until_stored(&metrics, "the plan generation", || {
+                store.raise_counter(PLAN_GENERATION, out.generation)
+            })
+            .await;
+            generation_stored = out.generation;
+        }
         if !out.jobs.is_empty() {
             let writes: Vec<JobWrite> = out
                 .jobs
@@ -1451,6 +1483,7 @@ async fn outbound_loop<S: Store>(
                 .map(|job| JobWrite {
                     job: job.clone(),
                     input: None,
+                    fingerprint: None,
                 })
                 .collect();
             until_stored(&metrics, "job records", || store.put_jobs(&writes, &[])).await;
@@ -1510,6 +1543,44 @@ async fn upload<S: Store>(
     accept(&g, tenant, req, body.into()).await
 }
 
+/// What identifies a submission's request, for idempotency: every field but the key, the input by its digest.
+/// A deadline given as `within_s` is kept as given (the deadline it yields moves with the clock).
+fn request_fingerprint(req: &UploadParams, input: &BlobRef) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"odc.submit.v1\0");
+    h.update(req.model.as_bytes());
+    h.update(b"\0");
+    h.update(input.digest.to_hex().as_bytes());
+    h.update(&input.size_bytes.to_le_bytes());
+    h.update(&req.output_bound_bytes.to_le_bytes());
+    match (req.deadline, req.within_s) {
+        (Some(d), _) => {
+            h.update(b"deadline");
+            h.update(&d.unix_ms().to_le_bytes());
+        }
+        (None, Some(s)) => {
+            h.update(b"within");
+            h.update(&s.to_bits().to_le_bytes());
+        }
+        (None, None) => {}
+    }
+    h.update(&[req.priority.unwrap_or(5)]);
+    *h.finalize().as_bytes()
+}
+
+/// A retry must be the same request as the one its key first made (a job stored before fingerprints were kept
+/// has none to compare, and is taken as the same).
+fn check_fingerprint(stored: Option<[u8; 32]>, now: [u8; 32]) -> Result<(), ApiError> {
+    match stored {
+        Some(f) if f != now => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_conflict",
+            "this idempotency key names a job made by a different request; use a new key for a new job",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Checks a submission, takes it into the core and answers once it is durable (or names the job its key
 /// already made).
 async fn accept<S: Store>(
@@ -1539,8 +1610,25 @@ async fn accept<S: Store>(
         output_bound_bytes: req.output_bound_bytes,
         deadline,
         priority,
-        idempotency_key: req.idempotency_key,
+        idempotency_key: req.idempotency_key.clone(),
     };
+    let fingerprint = request_fingerprint(&req, &spec.input);
+    let in_core = g
+        .core()?
+        .job_for_key(tenant, &spec.idempotency_key)
+        .is_some();
+    if !in_core {
+        // A key the core no longer holds (its job closed before the service last started) is in the store.
+        let stored = g
+            .store
+            .job_for_key(tenant, &spec.idempotency_key)
+            .await
+            .map_err(ApiError::store)?;
+        if let Some(keyed) = stored {
+            check_fingerprint(keyed.fingerprint, fingerprint)?;
+            return Ok((StatusCode::OK, Json(JobView::of(&keyed.job))));
+        }
+    }
     let mut first = None;
     let (job, new, wait) = {
         let mut core = g.core()?;
@@ -1555,6 +1643,16 @@ async fn accept<S: Store>(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "this tenant is not known to the ground core",
+            ),
+            SubmitError::UnknownModel(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_model",
+                e.to_string(),
+            ),
+            SubmitError::DeadlineTooFar { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "deadline_too_far",
+                e.to_string(),
             ),
             other => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -1589,6 +1687,13 @@ async fn accept<S: Store>(
                 ));
             }
         }
+        // The key's first request may have had other fields: the store has its fingerprint.
+        let stored = g
+            .store
+            .job_for_key(tenant, &job.spec.idempotency_key)
+            .await
+            .map_err(ApiError::store)?;
+        check_fingerprint(stored.and_then(|k| k.fingerprint), fingerprint)?;
         return Ok((StatusCode::OK, Json(JobView::of(&job))));
     }
     let audit = AuditEntry {
@@ -1600,6 +1705,7 @@ async fn accept<S: Store>(
     let write = JobWrite {
         job: job.clone(),
         input: Some(input),
+        fingerprint: Some(fingerprint),
     };
     let committed = g.commit(write, audit).await;
     {
@@ -1674,25 +1780,32 @@ async fn cancel<S: Store>(
     let tenant = g.tenant_caller(&headers)?;
     let job = g.own_job(tenant, &id).await?;
     let now = g.clock.now();
-    if job.state.is_terminal() && g.core()?.job(job.id).is_none() {
-        // Closed before the service last started: cancelling again is answered as before, anything else refused.
-        return if job.state == JobState::Cancelled {
-            Ok(Json(JobView::of(&job)))
-        } else {
-            Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                format!("the job is {} and cannot be cancelled", job.state.name()),
-            ))
-        };
+    if job.state == JobState::Cancelled {
+        // Cancelling again is answered as before, and changes (and audits) nothing.
+        return Ok(Json(JobView::of(&job)));
     }
-    let cancelled = {
+    let conflict = |why: &str| ApiError::new(StatusCode::CONFLICT, "conflict", why.to_string());
+    if job.state.is_terminal() {
+        return Err(conflict(&format!(
+            "the job is {} and cannot be cancelled",
+            job.state.name()
+        )));
+    }
+    // Durable before it takes effect: the cancelled record is committed first, with the job held out of every
+    // plan meanwhile; if the commit fails the core is left as it was.
+    let (cancelled, was_held) = {
         let mut core = g.core()?;
-        core.cancel(tenant, job.id, now)
-            .map_err(|why| ApiError::new(StatusCode::CONFLICT, "conflict", why))?;
-        core.job(job.id)
+        let current = core
+            .job(job.id)
             .cloned()
-            .ok_or_else(ApiError::no_such_job)?
+            .ok_or_else(ApiError::no_such_job)?;
+        let mut cancelled = current;
+        cancelled
+            .apply(&odc_model::job::JobEvent::Cancel, now)
+            .map_err(|e| conflict(e.why))?;
+        let was_held = core.is_held(job.id);
+        core.hold(job.id);
+        (cancelled, was_held)
     };
     let audit = AuditEntry {
         at: now,
@@ -1700,15 +1813,42 @@ async fn cancel<S: Store>(
         action: "cancel".into(),
         target: job.id.to_string(),
     };
-    g.commit(
-        JobWrite {
-            job: cancelled.clone(),
-            input: Some(Vec::new()),
-        },
-        audit,
-    )
-    .await?;
-    Ok(Json(JobView::of(&cancelled)))
+    let committed = g
+        .commit(
+            JobWrite {
+                job: cancelled.clone(),
+                input: Some(Vec::new()),
+                fingerprint: None,
+            },
+            audit,
+        )
+        .await;
+    let mut core = g.core()?;
+    if let Err(e) = committed {
+        if !was_held {
+            core.release_hold(job.id);
+        }
+        return Err(e);
+    }
+    match core.cancel(tenant, job.id, now) {
+        Ok(()) => {
+            core.release_hold(job.id);
+            let view = core
+                .job(job.id)
+                .map_or_else(|| JobView::of(&cancelled), JobView::of);
+            Ok(Json(view))
+        }
+        Err(why) => {
+            // The job moved on while the cancel was committed (it ran): the core's record is the truth, and it
+            // goes to the store over the cancelled one.
+            core.release_hold(job.id);
+            core.mark_dirty(job.id);
+            let out = g.drain(&mut core);
+            drop(core);
+            g.send_out(out);
+            Err(conflict(&why))
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/v1/jobs/{id}/result", tag = "tenant", params(("id" = String, Path, description = "Job id")), security(("bearer" = [])), responses((status = 200, description = "The result bytes", content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = ApiError), (status = 409, description = "Not delivered yet", body = ApiError), (status = 401, description = "No or bad token", body = ApiError), (status = 403, description = "Not a tenant token", body = ApiError)))]

@@ -77,7 +77,20 @@ pub enum SubmitError {
     /// The tenant's quota would be exceeded.
     #[error("quota exceeded: {0}")]
     Quota(String),
+    /// No node of the fleet runs the model: the job could never be planned.
+    #[error("no node of the fleet runs model {0}")]
+    UnknownModel(ModelId),
+    /// The deadline is further ahead than the ground accepts.
+    #[error("the deadline is more than {days} days ahead (the most this ground accepts)")]
+    DeadlineTooFar {
+        /// The limit, days.
+        days: f64,
+    },
 }
+
+/// How far ahead a deadline may be by default: a job must not hold its reservation (and its place in every plan)
+/// for longer.
+pub const DEFAULT_MAX_DEADLINE_AHEAD: Duration = Duration::from_mins(30 * 24 * 60);
 
 /// A result handed to its tenant.
 #[derive(Debug, Clone, PartialEq)]
@@ -232,6 +245,11 @@ pub struct GroundCore {
     seal: Option<std::sync::Arc<dyn wire::RelaySeal>>,
     /// Frames carried down in a node's name whose seal did not prove it, by the node that carried them.
     relay_forged: BTreeMap<NodeId, u64>,
+    /// How far ahead of its submission a job's deadline may be.
+    max_deadline_ahead: Duration,
+    /// The highest plan generation issued or seen held by a node: every new plan is numbered above it, so nodes
+    /// (which apply only newer generations) take the plans of a restarted ground.
+    generation_floor: u64,
 }
 
 impl GroundCore {
@@ -284,8 +302,32 @@ impl GroundCore {
             dirty: BTreeSet::new(),
             seal: None,
             relay_forged: BTreeMap::new(),
+            generation_floor: 0,
+            max_deadline_ahead: DEFAULT_MAX_DEADLINE_AHEAD,
             config,
         }
+    }
+
+    /// Takes ids from this generator from now on (services give a secure one: a seeded generator's ids can be
+    /// worked out from one of them).
+    pub fn use_ids(&mut self, ids: IdGenerator) {
+        self.ids = ids;
+    }
+
+    /// Refuses jobs whose deadline is further than `ahead` from their submission.
+    pub fn set_max_deadline_ahead(&mut self, ahead: Duration) {
+        self.max_deadline_ahead = ahead;
+    }
+
+    /// Numbers every later plan above `generation` (the highest one a previous run of this ground issued).
+    pub fn raise_generation_floor(&mut self, generation: u64) {
+        self.generation_floor = self.generation_floor.max(generation);
+    }
+
+    /// The highest plan generation issued so far (what a restart must number its plans above).
+    pub fn generation(&self) -> u64 {
+        self.generation_floor
+            .max(self.plan.as_ref().map_or(0, |p| p.generation))
     }
 
     /// Gives the ground its seal: from then on it relays inputs and plans through neighbours (sealed) and takes
@@ -314,6 +356,14 @@ impl GroundCore {
             return Err(SubmitError::UnknownTenant);
         };
         spec.validate(now)?;
+        if spec.deadline > now + self.max_deadline_ahead {
+            return Err(SubmitError::DeadlineTooFar {
+                days: self.max_deadline_ahead.as_secs_f64() / 86_400.0,
+            });
+        }
+        if !self.profiles.contains_key(&spec.model) {
+            return Err(SubmitError::UnknownModel(spec.model));
+        }
         if BlobRef::of(&input) != spec.input {
             return Err(SubmitError::InputMismatch);
         }
@@ -546,7 +596,11 @@ impl GroundCore {
             jobs,
             options: self.config.planner,
         };
-        let outcome = odc_planner::plan(&snapshot);
+        let mut outcome = odc_planner::plan(&snapshot);
+        if outcome.plan.generation <= self.generation_floor {
+            outcome.plan.generation = self.generation_floor + 1;
+        }
+        self.generation_floor = outcome.plan.generation;
         let plan_id = outcome.plan.id;
         for (id, jp) in &outcome.jobs {
             if let Some(j) = self.jobs.get_mut(id) {
@@ -1050,6 +1104,12 @@ impl GroundCore {
         }
         match envelope.message {
             Message::Hello(hello) => {
+                if hello.plan_generation > self.generation() && self.links.contains_key(node) {
+                    // The node holds a plan numbered above ours (a ground whose store lost its last
+                    // generation): it would refuse ours, so plan again above it.
+                    self.generation_floor = hello.plan_generation;
+                    self.want_replan(now, "a node holds a newer plan generation");
+                }
                 let Some(l) = self.links.get_mut(node) else {
                     return;
                 };
@@ -1398,6 +1458,11 @@ impl GroundCore {
         self.want_replan(now, "restart");
     }
 
+    /// Whether some node of the fleet runs this model (a job for any other could never be planned).
+    pub fn runs_model(&self, model: &ModelId) -> bool {
+        self.profiles.contains_key(model)
+    }
+
     /// The job a tenant's idempotency key already names, if any.
     pub fn job_for_key(&self, tenant: TenantId, key: &str) -> Option<JobId> {
         self.keys.get(&(tenant, key.to_string())).copied()
@@ -1461,6 +1526,18 @@ impl GroundCore {
     pub fn confirm(&mut self, id: JobId, now: Instant) {
         if self.held.remove(&id) {
             self.want_replan(now, "new job");
+        }
+    }
+
+    /// Lets a job held by [`GroundCore::hold`] into plans again without a replan (a change that was not made).
+    pub fn release_hold(&mut self, id: JobId) {
+        self.held.remove(&id);
+    }
+
+    /// Marks a job's record for the store (its state is the truth over what was written for it last).
+    pub fn mark_dirty(&mut self, id: JobId) {
+        if self.jobs.contains_key(&id) {
+            self.dirty.insert(id);
         }
     }
 

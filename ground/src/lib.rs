@@ -8,6 +8,7 @@ pub mod core;
 pub mod dispatch;
 pub mod metrics;
 pub mod orbits;
+pub mod restore;
 pub mod store;
 pub mod tls;
 

@@ -49,6 +49,20 @@ pub struct JobWrite {
     pub job: Job,
     /// Input bytes, if they change.
     pub input: Option<Vec<u8>>,
+    /// On the job's first write: the fingerprint of the request that made it, kept with its tenant's idempotency
+    /// key for as long as the job is kept, so a retry after a restart finds the same job (and a different
+    /// request with the same key is told apart).
+    pub fingerprint: Option<[u8; 32]>,
+}
+
+/// What a tenant's idempotency key names: the job, and the fingerprint of the request that made it (`None` for
+/// jobs stored before fingerprints were kept).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyedJob {
+    /// The job.
+    pub job: Job,
+    /// BLAKE3 of the request's fields.
+    pub fingerprint: Option<[u8; 32]>,
 }
 
 /// One entry of the audit log.
@@ -141,6 +155,21 @@ pub trait Store: Send + Sync + 'static {
     fn fleet_changes(
         &self,
     ) -> impl Future<Output = Result<Vec<(String, String, String)>, StoreError>> + Send;
+    /// The job a tenant's idempotency key names, with the fingerprint of the request that made it.
+    fn job_for_key(
+        &self,
+        tenant: TenantId,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<KeyedJob>, StoreError>> + Send;
+    /// Raises a named counter to `value` (never lowers it): what must keep growing across restarts, such as the
+    /// plan generation.
+    fn raise_counter(
+        &self,
+        name: &str,
+        value: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A named counter (0 if never raised).
+    fn counter(&self, name: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// The embedded default: one SQLite file.
@@ -176,6 +205,17 @@ const SCHEMA: &[&str] = &[
         key TEXT NOT NULL,
         value TEXT NOT NULL
     )",
+    "CREATE TABLE IF NOT EXISTS idempotency (
+        tenant TEXT NOT NULL,
+        key TEXT NOT NULL,
+        job TEXT NOT NULL,
+        fingerprint BLOB,
+        PRIMARY KEY (tenant, key)
+    )",
+    "CREATE TABLE IF NOT EXISTS counters (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    )",
     "CREATE TABLE IF NOT EXISTS audit (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         at_ms INTEGER NOT NULL,
@@ -184,6 +224,9 @@ const SCHEMA: &[&str] = &[
         target TEXT NOT NULL
     )",
 ];
+
+/// The counter that names the store's schema version (2: idempotency keys kept apart from jobs).
+const SCHEMA_VERSION: &str = "schema_version";
 
 /// The statement that appends one audit entry.
 fn insert_audit(
@@ -197,8 +240,10 @@ fn insert_audit(
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store in one file.
+    /// Opens (creating if needed) the store in one file, readable and writable by its owner only (it holds
+    /// tenants' inputs and results; SQLite gives its log files the same permissions).
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        owner_only(path).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -212,13 +257,51 @@ impl SqliteStore {
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&pool).await?;
         }
-        Ok(SqliteStore { pool })
+        let store = SqliteStore { pool };
+        if store.counter(SCHEMA_VERSION).await? < 2 {
+            // Jobs stored before the idempotency table existed keep their keys (with no fingerprint to compare);
+            // once, and past records that no longer parse.
+            sqlx::query(
+                "INSERT OR IGNORE INTO idempotency (tenant, key, job)
+                 SELECT tenant, json_extract(record, '$.spec.idempotency_key'), id FROM jobs
+                 WHERE json_valid(record) AND json_extract(record, '$.spec.idempotency_key') IS NOT NULL",
+            )
+            .execute(&store.pool)
+            .await?;
+            store.raise_counter(SCHEMA_VERSION, 2).await?;
+        }
+        Ok(store)
     }
 
     /// Closes the pool, waiting for connections to finish (and the log to be checkpointed).
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Creates the file if missing, and makes it (and the log files beside it) owner-only.
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        let mut files = vec![path.to_path_buf()];
+        for suffix in ["-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            files.push(p.into());
+        }
+        for f in files.iter().filter(|f| f.exists()) {
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> String {
@@ -344,6 +427,19 @@ impl Store for SqliteStore {
                     .await?;
                 }
             }
+            if let Some(fingerprint) = w.fingerprint {
+                // The first job a key named keeps it.
+                sqlx::query(
+                    "INSERT INTO idempotency (tenant, key, job, fingerprint) VALUES (?, ?, ?, ?)
+                     ON CONFLICT (tenant, key) DO NOTHING",
+                )
+                .bind(w.job.spec.tenant.to_string())
+                .bind(&w.job.spec.idempotency_key)
+                .bind(&id)
+                .bind(fingerprint.to_vec())
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         for a in audit {
             insert_audit(a).execute(&mut *tx).await?;
@@ -466,6 +562,51 @@ impl Store for SqliteStore {
         insert_audit(audit).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn job_for_key(
+        &self,
+        tenant: TenantId,
+        key: &str,
+    ) -> Result<Option<KeyedJob>, StoreError> {
+        let row = sqlx::query(
+            "SELECT jobs.id AS id, jobs.record AS record, idempotency.fingerprint AS fingerprint
+             FROM idempotency JOIN jobs ON jobs.id = idempotency.job
+             WHERE idempotency.tenant = ? AND idempotency.key = ?",
+        )
+        .bind(tenant.to_string())
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let fingerprint: Option<Vec<u8>> = row.try_get("fingerprint")?;
+        Ok(Some(KeyedJob {
+            job: job_row(&row)?,
+            fingerprint: fingerprint.and_then(|f| f.try_into().ok()),
+        }))
+    }
+
+    async fn raise_counter(&self, name: &str, value: u64) -> Result<(), StoreError> {
+        let value = i64::try_from(value).unwrap_or(i64::MAX);
+        sqlx::query(
+            "INSERT INTO counters (name, value) VALUES (?, ?)
+             ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn counter(&self, name: &str) -> Result<u64, StoreError> {
+        let value: Option<i64> = sqlx::query_scalar("SELECT value FROM counters WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(value.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
     }
 
     async fn fleet_changes(&self) -> Result<Vec<(String, String, String)>, StoreError> {

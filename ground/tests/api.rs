@@ -2,188 +2,18 @@
 //! tenant, no token, a bad token, an operator), another tenant's job answering byte for byte like a missing one,
 //! submissions durable before they are acknowledged and idempotent by key, and bad requests refused with a code.
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use base64::Engine as _;
+use common::*;
 use http_body_util::BodyExt as _;
-use odc_budget::Illumination;
 use odc_ground::api::{DEFAULT_MAX_BODY_BYTES, Ground, JobList, JobView, router, token_hash};
-use odc_ground::store::{SqliteStore, Store, TenantRecord};
-use odc_ground::{GroundConfig, GroundCore, NodeInfo};
-use odc_model::id::{IdGenerator, ModelId, NodeId, StationId};
-use odc_model::spec::{ModelProfile, NodeSpec, StationSpec};
-use odc_model::tenant::{Quota, Tenant};
-use odc_model::time::{Duration, Instant, SimClock};
-use odc_planner::PlannerOptions;
+use odc_ground::store::{SqliteStore, Store};
+use odc_model::id::{IdGenerator, NodeId, StationId};
+use odc_model::time::{Duration, SimClock};
 use std::sync::Arc;
 use tower::ServiceExt as _;
-
-fn t0() -> Instant {
-    Instant::from_unix_ms(1_780_000_000_000)
-}
-
-struct Api<S: Store = SqliteStore> {
-    app: axum::Router,
-    ground: Arc<Ground<S>>,
-    _dir: tempfile::TempDir,
-}
-
-fn tenant(ids: &mut IdGenerator, name: &str) -> Tenant {
-    Tenant {
-        id: ids.tenant(t0()),
-        name: name.into(),
-        quota: Quota {
-            accelerator_s: 10_000.0,
-            energy_wh: 1_000.0,
-            uplink_bytes: 1 << 30,
-            downlink_bytes: 1 << 30,
-            period: Duration::from_hours(24),
-        },
-        share_weight: 1,
-    }
-}
-
-/// Tenants a and b, and a ground core with one node (model `m`) and one station that knows them.
-fn core() -> (Tenant, Tenant, GroundCore) {
-    core_with(Vec::new())
-}
-
-/// The same, with these passes of the node over the station.
-fn core_with(contacts: Vec<odc_planner::ContactWindow>) -> (Tenant, Tenant, GroundCore) {
-    let mut ids = IdGenerator::seeded(5);
-    let a = tenant(&mut ids, "a");
-    let b = tenant(&mut ids, "b");
-    let mut spec = NodeSpec::leo_default(NodeId::new("n1").expect("id"), 1);
-    spec.accelerator.models.insert(
-        ModelId::new("m").expect("id"),
-        ModelProfile {
-            input_bytes_per_s: 1_000.0,
-            batch_setup_s: 1.0,
-        },
-    );
-    let station =
-        StationSpec::with_defaults(StationId::new("gs").expect("id"), 0.0, 0.0, 0.0, 10.0);
-    let core = GroundCore::new(GroundConfig {
-        nodes: vec![NodeInfo {
-            spec,
-            altitude_km: 550.0,
-            illumination: Illumination::always_sunlit(),
-            initial_soc: 0.9,
-        }],
-        stations: vec![station],
-        contacts,
-        isl: Default::default(),
-        tenants: vec![a.clone(), b.clone()],
-        horizon_end: t0() + Duration::from_hours(24),
-        plan_ahead: Duration::from_hours(12),
-        replan_every: Duration::from_mins(10),
-        planner: PlannerOptions::default(),
-        seed: 1,
-    });
-    (a, b, core)
-}
-
-async fn api() -> Api {
-    let (a, b, core) = core();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = store_with(&dir, &a, &b).await;
-    let clock = Arc::new(SimClock::new(t0()));
-    let ground = Ground::start(core, store, clock, &[token_hash("token-op")])
-        .await
-        .expect("start");
-    Api {
-        app: router(ground.clone(), DEFAULT_MAX_BODY_BYTES),
-        ground,
-        _dir: dir,
-    }
-}
-
-/// A store in `dir` that knows tenants a and b by the tokens `token-a` and `token-b`.
-async fn store_with(dir: &tempfile::TempDir, a: &Tenant, b: &Tenant) -> SqliteStore {
-    let store = SqliteStore::open(&dir.path().join("ground.db"))
-        .await
-        .expect("store");
-    for (t, token) in [(a, "token-a"), (b, "token-b")] {
-        store
-            .put_tenant(
-                &TenantRecord {
-                    tenant: t.clone(),
-                    token_hash: token_hash(token),
-                },
-                &[],
-            )
-            .await
-            .expect("tenant");
-    }
-    store
-}
-
-async fn call<S: Store>(
-    api: &Api<S>,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<String>,
-) -> (StatusCode, Vec<u8>) {
-    let mut req = Request::builder().method(method).uri(path);
-    if let Some(t) = token {
-        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-    }
-    let req = match body {
-        Some(b) => req
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(b)),
-        None => req.body(Body::empty()),
-    }
-    .expect("request");
-    let resp = api.app.clone().oneshot(req).await.expect("response");
-    let status = resp.status();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes()
-        .to_vec();
-    (status, bytes)
-}
-
-fn submission(key: &str, input: &[u8]) -> String {
-    serde_json::json!({
-        "model": "m",
-        "input": base64::engine::general_purpose::STANDARD.encode(input),
-        "output_bound_bytes": 64,
-        "deadline": (t0() + Duration::from_hours(6)).to_rfc3339(),
-        "priority": 5,
-        "idempotency_key": key,
-    })
-    .to_string()
-}
-
-async fn submit<S: Store>(api: &Api<S>, token: &str, key: &str) -> JobView {
-    let (status, body) = call(
-        api,
-        "POST",
-        "/v1/jobs",
-        Some(token),
-        Some(submission(key, b"tile")),
-    )
-    .await;
-    assert_eq!(
-        status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
-    serde_json::from_slice(&body).expect("job view")
-}
-
-fn code(body: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v["code"].as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("<not an error body: {}>", String::from_utf8_lossy(body)))
-}
 
 #[tokio::test]
 async fn every_tenant_endpoint_against_every_kind_of_caller() {
@@ -541,156 +371,6 @@ async fn the_openapi_document_describes_every_route() {
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
-}
-
-/// A store whose writes fail on demand (a full disk), reads passing through to a real one.
-struct FlakyStore {
-    inner: SqliteStore,
-    fail: Arc<std::sync::atomic::AtomicBool>,
-    /// Milliseconds each job write takes (a slow disk).
-    slow_ms: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl FlakyStore {
-    fn check(&self) -> Result<(), odc_ground::store::StoreError> {
-        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(odc_ground::store::StoreError::Database(sqlx::Error::Io(
-                std::io::Error::other("no space left on device"),
-            )));
-        }
-        Ok(())
-    }
-}
-
-impl Store for FlakyStore {
-    async fn put_tenant(
-        &self,
-        r: &TenantRecord,
-        audit: &[odc_ground::store::AuditEntry],
-    ) -> Result<(), odc_ground::store::StoreError> {
-        self.check()?;
-        self.inner.put_tenant(r, audit).await
-    }
-    async fn tenant_by_token(
-        &self,
-        h: [u8; 32],
-    ) -> Result<Option<TenantRecord>, odc_ground::store::StoreError> {
-        self.inner.tenant_by_token(h).await
-    }
-    async fn tenants(&self) -> Result<Vec<TenantRecord>, odc_ground::store::StoreError> {
-        self.inner.tenants().await
-    }
-    async fn put_jobs(
-        &self,
-        jobs: &[odc_ground::store::JobWrite],
-        audit: &[odc_ground::store::AuditEntry],
-    ) -> Result<(), odc_ground::store::StoreError> {
-        let slow = self.slow_ms.load(std::sync::atomic::Ordering::SeqCst);
-        if slow > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(slow)).await;
-        }
-        self.check()?;
-        self.inner.put_jobs(jobs, audit).await
-    }
-    async fn job(
-        &self,
-        id: odc_model::id::JobId,
-    ) -> Result<Option<odc_model::job::Job>, odc_ground::store::StoreError> {
-        self.inner.job(id).await
-    }
-    async fn jobs_of(
-        &self,
-        t: odc_model::id::TenantId,
-        limit: u32,
-    ) -> Result<Vec<odc_model::job::Job>, odc_ground::store::StoreError> {
-        self.inner.jobs_of(t, limit).await
-    }
-    async fn open_jobs(
-        &self,
-    ) -> Result<Vec<(odc_model::job::Job, Vec<u8>)>, odc_ground::store::StoreError> {
-        self.inner.open_jobs().await
-    }
-    async fn put_deliveries(
-        &self,
-        deliveries: &[odc_ground::store::DeliveryWrite],
-    ) -> Result<(), odc_ground::store::StoreError> {
-        self.check()?;
-        self.inner.put_deliveries(deliveries).await
-    }
-    async fn result(
-        &self,
-        id: odc_model::id::JobId,
-    ) -> Result<Option<Vec<u8>>, odc_ground::store::StoreError> {
-        self.inner.result(id).await
-    }
-    async fn usage_of(
-        &self,
-        t: odc_model::id::TenantId,
-    ) -> Result<Vec<odc_model::tenant::UsageRecord>, odc_ground::store::StoreError> {
-        self.inner.usage_of(t).await
-    }
-    async fn put_fleet_change(
-        &self,
-        kind: &str,
-        key: &str,
-        value: &str,
-        audit: &odc_ground::store::AuditEntry,
-    ) -> Result<(), odc_ground::store::StoreError> {
-        self.check()?;
-        self.inner.put_fleet_change(kind, key, value, audit).await
-    }
-    async fn fleet_changes(
-        &self,
-    ) -> Result<Vec<(String, String, String)>, odc_ground::store::StoreError> {
-        self.inner.fleet_changes().await
-    }
-    async fn audit_latest(
-        &self,
-        limit: u32,
-    ) -> Result<Vec<odc_ground::store::AuditEntry>, odc_ground::store::StoreError> {
-        self.inner.audit_latest(limit).await
-    }
-    async fn audit_log(
-        &self,
-    ) -> Result<Vec<odc_ground::store::AuditEntry>, odc_ground::store::StoreError> {
-        self.inner.audit_log().await
-    }
-}
-
-/// The API over a [`FlakyStore`] (tenants a and b, the operator token, these passes), with its switches and clock.
-struct Flaky {
-    api: Api<FlakyStore>,
-    a: Tenant,
-    fail: Arc<std::sync::atomic::AtomicBool>,
-    slow_ms: Arc<std::sync::atomic::AtomicU64>,
-    clock: Arc<SimClock>,
-}
-
-async fn flaky(contacts: Vec<odc_planner::ContactWindow>) -> Flaky {
-    let (a, b, core) = core_with(contacts);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let slow_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let store = FlakyStore {
-        inner: store_with(&dir, &a, &b).await,
-        fail: fail.clone(),
-        slow_ms: slow_ms.clone(),
-    };
-    let clock = Arc::new(SimClock::new(t0()));
-    let ground = Ground::start(core, store, clock.clone(), &[token_hash("token-op")])
-        .await
-        .expect("start");
-    Flaky {
-        api: Api {
-            app: router(ground.clone(), DEFAULT_MAX_BODY_BYTES),
-            ground,
-            _dir: dir,
-        },
-        a,
-        fail,
-        slow_ms,
-        clock,
-    }
 }
 
 #[tokio::test]
@@ -1199,7 +879,7 @@ async fn an_input_uploaded_as_the_body_makes_the_same_job_as_one_sent_in_base64(
     };
     let deadline = (t0() + Duration::from_hours(6)).to_rfc3339();
     let query =
-        format!("model=m&output_bound_bytes=64&deadline={deadline}&priority=7&idempotency_key=bin");
+        format!("model=m&output_bound_bytes=64&deadline={deadline}&priority=5&idempotency_key=bin");
     let (status, body) = upload(&query, input.clone()).await;
     assert_eq!(
         status,
@@ -1213,8 +893,8 @@ async fn an_input_uploaded_as_the_body_makes_the_same_job_as_one_sent_in_base64(
     let (stored, stored_input) = open.iter().find(|(j, _)| j.id == job.id).expect("stored");
     assert_eq!(stored_input, &input);
     assert_eq!(stored.spec.input, odc_model::job::BlobRef::of(&input));
-    assert_eq!(stored.spec.priority.level(), 7);
-    // The same key through the JSON route names the same job.
+    assert_eq!(stored.spec.priority.level(), 5);
+    // The same key and request through the JSON route names the same job.
     let (status, body) = call(
         &api,
         "POST",

@@ -69,6 +69,7 @@ async fn what_was_written_survives_a_reopen() {
                 &[k as u8; 100],
             ),
             input: Some(vec![k as u8; 100]),
+            fingerprint: Some([k as u8; 32]),
         })
         .collect();
     {
@@ -119,6 +120,38 @@ async fn what_was_written_survives_a_reopen() {
         store.job(first.id).await.expect("job").as_ref(),
         Some(first)
     );
+    // Idempotency keys outlive the process, with the request's fingerprint; another tenant's key is its own.
+    let keyed = store
+        .job_for_key(first.spec.tenant, "k0")
+        .await
+        .expect("key")
+        .expect("the key names its job");
+    assert_eq!(
+        (keyed.job.id, keyed.fingerprint),
+        (first.id, Some([0u8; 32]))
+    );
+    assert_eq!(store.job_for_key(b.id, "k0").await.expect("key"), None);
+    // Counters only grow.
+    assert_eq!(store.counter("plan_generation").await.expect("counter"), 0);
+    store
+        .raise_counter("plan_generation", 7)
+        .await
+        .expect("raise");
+    store
+        .raise_counter("plan_generation", 3)
+        .await
+        .expect("raise");
+    assert_eq!(store.counter("plan_generation").await.expect("counter"), 7);
+    store.close().await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        for entry in std::fs::read_dir(dir.path()).expect("dir") {
+            let entry = entry.expect("entry");
+            let mode = entry.metadata().expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{:?} must be owner-only", entry.file_name());
+        }
+    }
 }
 
 #[tokio::test]
@@ -136,6 +169,7 @@ async fn a_delivery_closes_the_job_and_is_metered_once() {
             &[JobWrite {
                 job: job.clone(),
                 input: Some(input),
+                fingerprint: None,
             }],
             &[],
         )
@@ -211,6 +245,7 @@ async fn a_damaged_record_is_an_error_that_names_it() {
             &[JobWrite {
                 job: job.clone(),
                 input: None,
+                fingerprint: None,
             }],
             &[],
         )
@@ -248,6 +283,7 @@ async fn an_older_record_of_a_job_never_replaces_a_newer_one() {
             &[JobWrite {
                 job: job.clone(),
                 input: Some(b"in".to_vec()),
+                fingerprint: None,
             }],
             &[],
         )
@@ -260,6 +296,7 @@ async fn an_older_record_of_a_job_never_replaces_a_newer_one() {
             &[JobWrite {
                 job: cancelled,
                 input: Some(Vec::new()),
+                fingerprint: None,
             }],
             &[],
         )
@@ -271,6 +308,7 @@ async fn an_older_record_of_a_job_never_replaces_a_newer_one() {
             &[JobWrite {
                 job: job.clone(),
                 input: None,
+                fingerprint: None,
             }],
             &[],
         )

@@ -253,18 +253,7 @@ async fn serve(file: GroundFile, base: PathBuf) -> anyhow::Result<()> {
         )?));
         Some((creds, ca))
     };
-    let mut used = Vec::new();
-    for t in &tenants {
-        let total = store
-            .usage_of(t.tenant.id)
-            .await?
-            .iter()
-            .fold(odc_model::tenant::Usage::default(), |a, r| a.plus(&r.usage));
-        used.push((t.tenant.id, total));
-    }
-    let open = store.open_jobs().await?;
-    let restored = open.len();
-    core.restore(open, &used, now);
+    let restored = odc_ground::restore::restore(&mut core, &store, now).await?;
     let ground = Ground::start(core, store, clock.clone(), &[token_hash(&operator)]).await?;
     if let Some(book) = orbit_book(&file.scenario, &base, &file.nodes)? {
         ground.set_orbits(book);

@@ -251,31 +251,80 @@ impl SplitMix64 {
     }
 }
 
-/// Makes generated ids that sort by creation time, even several in one millisecond: within a millisecond the
-/// random part counts up from the previous id's (as ULIDs do), so order is creation order.
-#[derive(Debug, Clone)]
+/// Where the random part of generated ids comes from.
+#[derive(Clone)]
+enum Entropy {
+    /// Reproducible: the twin and tests.
+    Seeded(SplitMix64),
+    /// Unpredictable: services give a cryptographically secure source, so no caller can work out another's ids
+    /// from its own.
+    Secure(std::sync::Arc<dyn Fn() -> u128 + Send + Sync>),
+}
+
+impl Entropy {
+    fn next(&mut self) -> u128 {
+        match self {
+            Entropy::Seeded(rng) => {
+                (rng.next_u64() as u128) << 16 | (rng.next_u64() as u128 & 0xFFFF)
+            }
+            Entropy::Secure(source) => source(),
+        }
+    }
+}
+
+/// Makes generated ids that sort by creation time, even several in one millisecond: within a millisecond an id
+/// follows the previous one by a random step, so order is creation order and the next id cannot be guessed from
+/// the last one.
+#[derive(Clone)]
 pub struct IdGenerator {
-    rng: SplitMix64,
+    rng: Entropy,
     last: u128,
 }
 
+impl std::fmt::Debug for IdGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.rng {
+            Entropy::Seeded(_) => "seeded",
+            Entropy::Secure(_) => "secure",
+        };
+        f.debug_struct("IdGenerator")
+            .field("entropy", &kind)
+            .finish()
+    }
+}
+
 impl IdGenerator {
-    /// A generator seeded for reproducible ids.
+    /// A generator seeded for reproducible ids (the twin and tests: a seeded generator can be inverted from one
+    /// of its ids, so services use [`IdGenerator::secure`]).
     pub fn seeded(seed: u64) -> Self {
         Self {
-            rng: SplitMix64::new(seed),
+            rng: Entropy::Seeded(SplitMix64::new(seed)),
+            last: 0,
+        }
+    }
+
+    /// A generator whose random parts come from `source` (a cryptographically secure generator in services).
+    pub fn secure(source: std::sync::Arc<dyn Fn() -> u128 + Send + Sync>) -> Self {
+        Self {
+            rng: Entropy::Secure(source),
             last: 0,
         }
     }
 
     fn next_bits(&mut self, now: Instant) -> u128 {
+        const RANDOM: u128 = (1 << 80) - 1;
         let ms = (now.unix_ms().max(0) as u128) & ((1 << 48) - 1);
-        let random = ((self.rng.next_u64() as u128) << 16 | (self.rng.next_u64() as u128 & 0xFFFF))
-            & ((1 << 80) - 1);
-        let mut bits = (ms << 80) | random;
+        let random = self.rng.next();
+        let mut bits = (ms << 80) | (random & RANDOM);
         if bits <= self.last {
-            // Same millisecond (or a clock that stepped back): continue after the previous id.
-            bits = self.last + 1;
+            // Same millisecond (or a clock that stepped back): after the previous id, so ids keep their order.
+            // A secure generator steps by a random amount of up to 2^40, so the next id cannot be counted to;
+            // a seeded one counts up by one (its ids are reproducible, not secret).
+            let step = match self.rng {
+                Entropy::Seeded(_) => 0,
+                Entropy::Secure(_) => random & 0xFF_FFFF_FFFF,
+            };
+            bits = self.last + 1 + step;
         }
         self.last = bits;
         bits
@@ -306,6 +355,29 @@ impl IdGenerator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secure_ids_sort_by_time_and_do_not_count_up() {
+        let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1));
+        let c = counter.clone();
+        // Any source will do for the ordering; this one is deliberately weak so steps are visible.
+        let mut g = IdGenerator::secure(std::sync::Arc::new(move || {
+            let n = c.fetch_add(0x9E37_79B9, std::sync::atomic::Ordering::Relaxed);
+            u128::from(n) << 64 | u128::from(n.rotate_left(17))
+        }));
+        let t = Instant::from_unix_ms(1_781_913_600_000);
+        let ids: Vec<JobId> = (0..100).map(|_| g.job(t)).collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "ids keep creation order"
+        );
+        assert!(ids.iter().all(|id| id.created_at() == t));
+        let steps: Vec<u128> = ids.windows(2).map(|w| w[1].0 - w[0].0).collect();
+        assert!(
+            steps.iter().filter(|&&s| s == 1).count() < 3,
+            "ids in one millisecond must not count up by one: {steps:?}"
+        );
+    }
 
     #[test]
     fn generated_ids_round_trip_and_sort_by_time() {

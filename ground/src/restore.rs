@@ -1,0 +1,31 @@
+//! What a (re)starting ground takes from its store before it serves: ids that cannot be guessed, plan generations
+//! above every one issued before, each tenant's usage so far and the open jobs with their inputs.
+
+use crate::api::{PLAN_GENERATION, secure_ids};
+use crate::core::GroundCore;
+use crate::store::{Store, StoreError};
+use odc_model::tenant::Usage;
+use odc_model::time::Instant;
+
+/// Rebuilds `core` from `store` at `now`; returns how many open jobs it took back.
+pub async fn restore<S: Store>(
+    core: &mut GroundCore,
+    store: &S,
+    now: Instant,
+) -> Result<usize, StoreError> {
+    core.use_ids(secure_ids());
+    core.raise_generation_floor(store.counter(PLAN_GENERATION).await?);
+    let mut used = Vec::new();
+    for t in store.tenants().await? {
+        let total = store
+            .usage_of(t.tenant.id)
+            .await?
+            .iter()
+            .fold(Usage::default(), |a, r| a.plus(&r.usage));
+        used.push((t.tenant.id, total));
+    }
+    let open = store.open_jobs().await?;
+    let restored = open.len();
+    core.restore(open, &used, now);
+    Ok(restored)
+}

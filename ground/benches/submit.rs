@@ -163,7 +163,13 @@ async fn main() {
         let config = odc_ground::tls::server_config(&cert, &key).expect("tls config");
         let listener = odc_ground::tls::TlsListener::new(listener, config).expect("tls");
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = odc_ground::http::serve(
+                listener,
+                app,
+                &odc_ground::http::HttpLimits::default(),
+                std::future::pending(),
+            )
+            .await;
         });
         let mut roots = rustls::RootCertStore::empty();
         roots.add(ca.cert_der().expect("der")).expect("root");
@@ -177,7 +183,13 @@ async fn main() {
         Some(tokio_rustls::TlsConnector::from(Arc::new(client)))
     } else {
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = odc_ground::http::serve(
+                listener,
+                app,
+                &odc_ground::http::HttpLimits::default(),
+                std::future::pending(),
+            )
+            .await;
         });
         None
     };

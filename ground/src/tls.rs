@@ -55,6 +55,9 @@ pub fn server_config(chain: &Path, key: &Path) -> Result<Arc<rustls::ServerConfi
     Ok(Arc::new(config))
 }
 
+/// TLS handshakes in progress at once, at most.
+pub const MAX_HANDSHAKES: usize = 1024;
+
 /// A listener whose connections are TLS streams with the handshake done.
 pub struct TlsListener {
     ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
@@ -71,6 +74,9 @@ impl TlsListener {
         let addr = tcp.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
         let (tx, ready) = mpsc::channel(256);
+        // Handshakes in progress at once: past this a new connection is closed (a flood of clients that never
+        // finish their handshake must not grow tasks and sockets without end).
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         let accepting = tokio::spawn(async move {
             loop {
                 let (stream, peer) = match tcp.accept().await {
@@ -82,9 +88,15 @@ impl TlsListener {
                         continue;
                     }
                 };
+                let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                    tracing::debug!(%peer, "too many TLS handshakes in progress; connection closed");
+                    drop(stream);
+                    continue;
+                };
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let handshake = tokio::time::timeout(
                         std::time::Duration::from_secs(10),
                         acceptor.accept(stream),

@@ -224,6 +224,14 @@ async fn metrics_count_jobs_by_state_requests_by_route_and_group_commits() {
     submit(&api, "token-b", "m2").await;
     let _ = call(&api, "GET", "/v1/jobs/nope", Some("token-a"), None).await;
     let (status, body) = call(&api, "GET", "/metrics", None, None).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "unauthenticated".into()),
+        "metrics need a token"
+    );
+    let (status, _) = call(&api, "GET", "/metrics", Some("token-a"), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "nor a tenant's");
+    let (status, body) = call(&api, "GET", "/metrics", Some("token-op"), None).await;
     assert_eq!(status, StatusCode::OK);
     let text = String::from_utf8(body).expect("text");
     for line in [

@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use odc_ground::api::{Ground, new_token, serve as serve_api, token_hash};
 use odc_ground::dispatch::accept_links;
+use odc_ground::http::HttpLimits;
 use odc_ground::store::{SqliteStore, Store};
 use odc_ground::{GroundConfig, GroundCore, NodeInfo};
 use odc_link::pki::load_trust;
@@ -34,8 +35,23 @@ operator_token_file = "operator.token"
 # Both empty: plain HTTP, for loopback or behind a TLS proxy.
 api_tls_cert = ""
 api_tls_key = ""
-# Largest request body, bytes (a 64 MiB input, base64-encoded, with its fields).
+# Largest input uploaded as the body of POST /v1/jobs/upload, bytes. JSON submissions (POST /v1/jobs, the input in
+# base64) take bodies of up to 1 MiB; every other JSON body 64 KiB; element-set uploads 4 MiB.
 max_body_bytes = 94371840
+# What clients can take, whatever they do: connections open at once (in all, and from one address), requests
+# handled at once (past it: 503 overloaded), upload bytes being received at once; seconds to send the headers
+# (and the longest a kept-alive connection may idle), the longest pause inside a body, the time to handle a
+# request (an upload).
+max_connections = 4096
+max_connections_per_address = 512
+max_concurrent_requests = 1024
+max_upload_bytes_in_flight = 536870912
+header_timeout_s = 10.0
+body_idle_timeout_s = 10.0
+request_timeout_s = 30.0
+upload_timeout_s = 600.0
+# The furthest ahead a job's deadline may be, days.
+max_deadline_days = 30.0
 # The fleet and the ground stations: a planner scenario file (`odc plan` format); empty for the embedded demo
 # constellation. Its start time is replaced by the service's start.
 scenario = ""
@@ -71,6 +87,15 @@ struct GroundFile {
     store: PathBuf,
     operator_token_file: PathBuf,
     max_body_bytes: usize,
+    max_connections: usize,
+    max_connections_per_address: usize,
+    max_concurrent_requests: usize,
+    max_upload_bytes_in_flight: usize,
+    header_timeout_s: f64,
+    body_idle_timeout_s: f64,
+    request_timeout_s: f64,
+    upload_timeout_s: f64,
+    max_deadline_days: f64,
     api_tls_cert: PathBuf,
     api_tls_key: PathBuf,
     scenario: String,
@@ -89,6 +114,23 @@ struct GroundFile {
 }
 
 impl GroundFile {
+    /// The HTTP server's limits.
+    fn http_limits(&self) -> HttpLimits {
+        let secs = std::time::Duration::from_secs_f64;
+        HttpLimits {
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            header_timeout: secs(self.header_timeout_s),
+            body_idle_timeout: secs(self.body_idle_timeout_s),
+            request_timeout: secs(self.request_timeout_s),
+            upload_timeout: secs(self.upload_timeout_s),
+            max_concurrent_requests: self.max_concurrent_requests,
+            max_upload_bytes: self.max_body_bytes,
+            max_upload_bytes_in_flight: self.max_upload_bytes_in_flight,
+            ..HttpLimits::default()
+        }
+    }
+
     fn time(&self) -> TimeSettings {
         TimeSettings {
             start: self.time_start.clone(),
@@ -126,6 +168,33 @@ fn load(args: &GroundArgs) -> anyhow::Result<(GroundFile, PathBuf)> {
         file.horizon_hours > 0.0 && file.horizon_hours <= 14.0 * 24.0,
         "horizon_hours must be above 0 and at most 336"
     );
+    for (name, v) in [
+        ("header_timeout_s", file.header_timeout_s),
+        ("body_idle_timeout_s", file.body_idle_timeout_s),
+        ("request_timeout_s", file.request_timeout_s),
+        ("upload_timeout_s", file.upload_timeout_s),
+        ("max_deadline_days", file.max_deadline_days),
+    ] {
+        anyhow::ensure!(
+            v.is_finite() && v > 0.0 && v < 1e7,
+            "{name} must be a positive number of reasonable size"
+        );
+    }
+    for (name, v) in [
+        ("max_connections", file.max_connections),
+        (
+            "max_connections_per_address",
+            file.max_connections_per_address,
+        ),
+        ("max_concurrent_requests", file.max_concurrent_requests),
+        (
+            "max_upload_bytes_in_flight",
+            file.max_upload_bytes_in_flight,
+        ),
+        ("max_body_bytes", file.max_body_bytes),
+    ] {
+        anyhow::ensure!(v > 0, "{name} must be above 0");
+    }
     file.time().clock()?;
     Ok((file, base))
 }
@@ -230,6 +299,7 @@ async fn serve(file: GroundFile, base: PathBuf) -> anyhow::Result<()> {
     let tenants = store.tenants().await?;
     config.tenants = tenants.iter().map(|t| t.tenant.clone()).collect();
     let mut core = GroundCore::new(config);
+    core.set_max_deadline_ahead(Duration::from_secs_f64(file.max_deadline_days * 86_400.0));
     core.lose_silent_nodes_after(Some(file.lose_node_after_missed_passes));
     // The node links' credentials; they also seal what the ground relays through neighbours and check what nodes
     // relay down, end to end.
@@ -334,12 +404,13 @@ async fn serve(file: GroundFile, base: PathBuf) -> anyhow::Result<()> {
             }
         })
     };
+    let limits = file.http_limits();
     match tls {
         Some(config) => {
             let listener = odc_ground::tls::TlsListener::new(listener, config)?;
-            serve_api(listener, ground.clone(), file.max_body_bytes, shutdown()).await
+            serve_api(listener, ground.clone(), &limits, shutdown()).await
         }
-        None => serve_api(listener, ground.clone(), file.max_body_bytes, shutdown()).await,
+        None => serve_api(listener, ground.clone(), &limits, shutdown()).await,
     }
     .context("the HTTP server failed")?;
     ticker.abort();

@@ -6,8 +6,13 @@
 //! durable: submissions queue for a writer task that commits them in batches (group commit), one transaction for
 //! many requests, and each request waits for its batch.
 
+mod guard;
+
+pub use guard::router_with;
+
 use crate::core::{Alarm, GroundCore, NodeStatus, Severity, SubmitError};
 use crate::dispatch::{Links, NodeSide};
+use crate::http::HttpLimits;
 use crate::metrics::{ApiMetrics, gauge};
 use crate::orbits::{OrbitBook, OrbitUpload};
 use crate::store::{AuditEntry, DeliveryWrite, JobWrite, Store, StoreError, TenantRecord};
@@ -18,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use base64::Engine as _;
+use guard::{Body, Q};
 use odc_model::id::{JobId, ModelId, NodeId, TenantId};
 use odc_model::job::{BlobRef, Job, JobSpec, JobState, Priority};
 use odc_model::tenant::{Quota, Tenant, Usage};
@@ -299,6 +305,8 @@ pub struct Ground<S: Store> {
     storing: Arc<Mutex<std::collections::HashSet<JobId>>>,
     /// The highest plan generation handed to the writer task (which stores it).
     generation_out: std::sync::atomic::AtomicU64,
+    /// The body limits of the router serving this ground, for the errors that name them.
+    body_limits: std::sync::OnceLock<guard::BodyLimits>,
 }
 
 impl<S: Store> Ground<S> {
@@ -345,6 +353,7 @@ impl<S: Store> Ground<S> {
             tenant_admin: tokio::sync::Mutex::new(()),
             storing,
             generation_out: std::sync::atomic::AtomicU64::new(0),
+            body_limits: std::sync::OnceLock::new(),
         }))
     }
 
@@ -721,7 +730,7 @@ pub fn new_token() -> String {
 async fn create_tenant<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<CreatedTenant>), ApiError> {
     g.operator_caller(&headers)?;
     let req: NewTenant = serde_json::from_slice(&body)
@@ -860,7 +869,7 @@ async fn update_tenant<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    Body(body): Body,
 ) -> Result<Json<TenantView>, ApiError> {
     g.operator_caller(&headers)?;
     let change: TenantChange = serde_json::from_slice(&body)
@@ -932,20 +941,17 @@ async fn list_tenants<S: Store>(
 }
 
 /// Serves the APIs on a bound listener until `shutdown` resolves; requests in flight then finish.
-/// The listener may be plain TCP or [`crate::tls::TlsListener`] (HTTPS).
+/// The listener may be plain TCP or [`crate::tls::TlsListener`] (HTTPS); `limits` bound what clients can take.
 pub async fn serve<S: Store, L>(
     listener: L,
     ground: Arc<Ground<S>>,
-    max_body_bytes: usize,
+    limits: &HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
 {
-    axum::serve(listener, router(ground, max_body_bytes))
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::http::serve(listener, router_with(ground, limits), limits, shutdown).await
 }
 
 /// Times and counts every request by its route template.
@@ -1077,7 +1083,7 @@ pub struct AuditView {
 async fn audit<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    Q(q): Q<ListQuery>,
 ) -> Result<Json<Vec<AuditView>>, ApiError> {
     g.operator_caller(&headers)?;
     let log = match q.limit {
@@ -1197,7 +1203,7 @@ async fn station_status<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     g.operator_caller(&headers)?;
     let change: StationStatus = serde_json::from_slice(&body)
@@ -1280,7 +1286,7 @@ fn no_orbits() -> ApiError {
 async fn upload_orbits<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    Body(body): Body,
 ) -> Result<Json<OrbitUpload>, ApiError> {
     g.operator_caller(&headers)?;
     let text = std::str::from_utf8(&body)
@@ -1310,7 +1316,7 @@ async fn upload_orbits<S: Store>(
 }
 
 /// The operator console: one self-contained page that reads the operator API with the token typed into it.
-const CONSOLE: &str = include_str!("console.html");
+const CONSOLE: &str = include_str!("../console.html");
 
 async fn console() -> Response {
     (
@@ -1360,38 +1366,16 @@ async fn openapi() -> Response {
     }
 }
 
-/// The routes of the tenant and operator APIs.
-pub fn router<S: Store>(ground: Arc<Ground<S>>, max_body_bytes: usize) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics::<S>))
-        .route("/console", get(console))
-        .route("/openapi.json", get(openapi))
-        .route(
-            "/v1/ops/tenants",
-            post(create_tenant::<S>).get(list_tenants::<S>),
-        )
-        .route("/v1/ops/tenants/{id}", patch(update_tenant::<S>))
-        .route("/v1/ops/tenants/{id}/token", post(rotate_token::<S>))
-        .route("/v1/ops/audit", get(audit::<S>))
-        .route("/v1/ops/plan", get(plan::<S>))
-        .route("/v1/ops/nodes", get(nodes::<S>))
-        .route("/v1/ops/nodes/{id}/telemetry", get(telemetry::<S>))
-        .route("/v1/ops/orbits", get(orbits::<S>).post(upload_orbits::<S>))
-        .route("/v1/ops/alarms", get(alarms::<S>))
-        .route("/v1/ops/stations", get(stations::<S>))
-        .route("/v1/ops/stations/{id}/status", post(station_status::<S>))
-        .route("/v1/jobs", post(submit::<S>).get(list::<S>))
-        .route("/v1/jobs/upload", post(upload::<S>))
-        .route("/v1/jobs/{id}", get(status::<S>))
-        .route("/v1/jobs/{id}/cancel", post(cancel::<S>))
-        .route("/v1/jobs/{id}/result", get(result::<S>))
-        .route("/v1/usage", get(usage::<S>))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .route_layer(axum::middleware::from_fn_with_state(
-            ground.clone(),
-            track::<S>,
-        ))
-        .with_state(ground)
+/// The routes of the tenant and operator APIs behind their guards, with the default limits and uploads of up to
+/// `max_upload_bytes`.
+pub fn router<S: Store>(ground: Arc<Ground<S>>, max_upload_bytes: usize) -> Router {
+    router_with(
+        ground,
+        &HttpLimits {
+            max_upload_bytes,
+            ..HttpLimits::default()
+        },
+    )
 }
 
 impl<S: Store> NodeSide for Ground<S> {
@@ -1513,7 +1497,7 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 async fn submit<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let tenant = g.tenant_caller(&headers)?;
     let req: SubmitRequest = serde_json::from_slice(&body)
@@ -1530,7 +1514,7 @@ async fn upload<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
     params: Result<Query<UploadParams>, axum::extract::rejection::QueryRejection>,
-    body: axum::body::Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let tenant = g.tenant_caller(&headers)?;
     let Query(req) = params.map_err(|e| {
@@ -1733,7 +1717,7 @@ async fn accept<S: Store>(
 async fn list<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    Q(q): Q<ListQuery>,
 ) -> Result<Json<JobList>, ApiError> {
     let tenant = g.tenant_caller(&headers)?;
     let limit = q.limit.unwrap_or(100).min(1000);

@@ -7,6 +7,7 @@ pub mod api;
 pub mod core;
 pub mod dispatch;
 pub mod http;
+pub mod logs;
 pub mod metrics;
 pub mod orbits;
 pub mod restore;

@@ -31,6 +31,10 @@ pub struct ApiMetrics {
     pub store_failures: AtomicU64,
     /// Whether the writer is retrying a delivery now.
     pub store_retrying: std::sync::atomic::AtomicBool,
+    /// Whether the last group commit of submissions failed (cleared by the next that succeeds).
+    pub commit_failing: std::sync::atomic::AtomicBool,
+    /// Records the writer could not store at all (refused by name; not retried).
+    pub unstorable: AtomicU64,
 }
 
 impl ApiMetrics {
@@ -102,8 +106,9 @@ impl ApiMetrics {
         );
         let _ = writeln!(
             out,
-            "# HELP odc_ground_store_failures_total Failed attempts to store a delivered result.\n# TYPE odc_ground_store_failures_total counter\nodc_ground_store_failures_total {}",
-            self.store_failures.load(Ordering::Relaxed)
+            "# HELP odc_ground_store_failures_total Failed attempts to store a delivered result.\n# TYPE odc_ground_store_failures_total counter\nodc_ground_store_failures_total {}\n# HELP odc_ground_log_lines_dropped_total Log lines that could not be written.\n# TYPE odc_ground_log_lines_dropped_total counter\nodc_ground_log_lines_dropped_total {}",
+            self.store_failures.load(Ordering::Relaxed),
+            crate::logs::dropped()
         );
     }
 }

@@ -22,6 +22,14 @@ pub enum StoreError {
     /// The database refused or failed (disk full, locked, corrupt file…).
     #[error("store: {0}")]
     Database(#[from] sqlx::Error),
+    /// A record cannot be stored as it is (a non-finite number in it); nothing was written.
+    #[error("store: record {key} cannot be stored: {why}")]
+    Unstorable {
+        /// Which record.
+        key: String,
+        /// Why.
+        why: String,
+    },
     /// A stored record no longer decodes (written by an incompatible version, or damaged).
     #[error("store: record {key} does not decode: {why}")]
     Corrupt {
@@ -170,6 +178,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// A named counter (0 if never raised).
     fn counter(&self, name: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Records set aside because they no longer decoded (reading them moved them out of the way, so one damaged
+    /// record never stops the ground from starting): what operators are alarmed about.
+    fn quarantined(&self) -> impl Future<Output = Result<Vec<Quarantined>, StoreError>> + Send;
+}
+
+/// A record set aside because it no longer decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quarantined {
+    /// The table it was in (`jobs`, `usage`, `tenants`).
+    pub table: String,
+    /// Its key.
+    pub key: String,
+    /// Why it did not decode.
+    pub why: String,
 }
 
 /// The embedded default: one SQLite file.
@@ -211,6 +233,13 @@ const SCHEMA: &[&str] = &[
         job TEXT NOT NULL,
         fingerprint BLOB,
         PRIMARY KEY (tenant, key)
+    )",
+    "CREATE TABLE IF NOT EXISTS quarantine (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        tbl TEXT NOT NULL,
+        key TEXT NOT NULL,
+        record TEXT,
+        why TEXT NOT NULL
     )",
     "CREATE TABLE IF NOT EXISTS counters (
         name TEXT PRIMARY KEY,
@@ -273,6 +302,42 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Moves a record that does not decode out of `table` into the quarantine, with why (its bytes are kept there
+    /// for whoever repairs it).
+    async fn set_aside(
+        &self,
+        table: &'static str,
+        key_column: &'static str,
+        key: &str,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        tracing::error!(
+            table,
+            key,
+            why,
+            "a stored record does not decode; set aside in quarantine"
+        );
+        let mut tx = self.pool.begin().await?;
+        // `table` and `key_column` are this module's own names, never input.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO quarantine (tbl, key, record, why) SELECT ?, ?, record, ? FROM {table} WHERE {key_column} = ?"
+        )))
+        .bind(table)
+        .bind(key)
+        .bind(why)
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE {key_column} = ?"
+        )))
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Closes the pool, waiting for connections to finish (and the log to be checkpointed).
     pub async fn close(&self) {
         self.pool.close().await;
@@ -304,9 +369,70 @@ fn owner_only(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn encode<T: serde::Serialize>(value: &T) -> String {
-    // Model records always serialise (no maps with non-string keys, no non-finite floats by construction).
-    serde_json::to_string(value).unwrap_or_default()
+/// Records whose numbers must be finite to be stored: JSON has no infinity or NaN (serde_json writes them as
+/// `null`, which no later start could read back).
+trait Finite {
+    /// The first field that is not a finite number, if any.
+    fn not_finite(&self) -> Option<&'static str>;
+}
+
+fn first_bad(fields: &[(&'static str, f64)]) -> Option<&'static str> {
+    fields.iter().find(|(_, v)| !v.is_finite()).map(|(n, _)| *n)
+}
+
+impl Finite for Job {
+    fn not_finite(&self) -> Option<&'static str> {
+        first_bad(&[
+            ("accelerator_s", self.accelerator_s),
+            ("energy_wh", self.energy_wh),
+        ])
+        .or_else(|| {
+            self.history.iter().find_map(|t| match &t.event {
+                odc_model::job::JobEvent::Finish {
+                    accelerator_s,
+                    energy_wh,
+                    ..
+                } => first_bad(&[
+                    ("history.accelerator_s", *accelerator_s),
+                    ("history.energy_wh", *energy_wh),
+                ]),
+                _ => None,
+            })
+        })
+    }
+}
+
+impl Finite for UsageRecord {
+    fn not_finite(&self) -> Option<&'static str> {
+        first_bad(&[
+            ("accelerator_s", self.usage.accelerator_s),
+            ("energy_wh", self.usage.energy_wh),
+        ])
+    }
+}
+
+impl Finite for Tenant {
+    fn not_finite(&self) -> Option<&'static str> {
+        first_bad(&[
+            ("quota.accelerator_s", self.quota.accelerator_s),
+            ("quota.energy_wh", self.quota.energy_wh),
+        ])
+    }
+}
+
+/// A record as stored; one with a number JSON cannot hold is refused by name rather than stored in a form no
+/// later start could read.
+fn encode<T: serde::Serialize + Finite>(key: &str, value: &T) -> Result<String, StoreError> {
+    if let Some(field) = value.not_finite() {
+        return Err(StoreError::Unstorable {
+            key: key.to_string(),
+            why: format!("`{field}` is not a finite number"),
+        });
+    }
+    serde_json::to_string(value).map_err(|e| StoreError::Unstorable {
+        key: key.to_string(),
+        why: e.to_string(),
+    })
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, text: &str) -> Result<T, StoreError> {
@@ -358,7 +484,7 @@ impl Store for SqliteStore {
         )
         .bind(record.tenant.id.to_string())
         .bind(record.token_hash.to_vec())
-        .bind(encode(&record.tenant))
+        .bind(encode(&record.tenant.id.to_string(), &record.tenant)?)
         .execute(&mut *tx)
         .await?;
         for a in audit {
@@ -383,7 +509,17 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT id, token_hash, record FROM tenants ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(tenant_row).collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match tenant_row(row) {
+                Ok(t) => out.push(t),
+                Err(StoreError::Corrupt { key, why }) => {
+                    self.set_aside("tenants", "id", &key, &why).await?
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     async fn put_jobs(&self, jobs: &[JobWrite], audit: &[AuditEntry]) -> Result<(), StoreError> {
@@ -393,7 +529,7 @@ impl Store for SqliteStore {
         for w in jobs {
             let closed = w.job.state.is_terminal();
             let id = w.job.id.to_string();
-            let record = encode(&w.job);
+            let record = encode(&id, &w.job)?;
             match &w.input {
                 Some(input) => {
                     let input = (!input.is_empty()).then_some(input.as_slice());
@@ -470,12 +606,20 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT id, record, input FROM jobs WHERE closed = 0 ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let input: Option<Vec<u8>> = row.try_get("input")?;
-                Ok((job_row(row)?, input.unwrap_or_default()))
-            })
-            .collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match job_row(row) {
+                Ok(job) => {
+                    let input: Option<Vec<u8>> = row.try_get("input")?;
+                    out.push((job, input.unwrap_or_default()));
+                }
+                Err(StoreError::Corrupt { key, why }) => {
+                    self.set_aside("jobs", "id", &key, &why).await?
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     async fn put_deliveries(&self, deliveries: &[DeliveryWrite]) -> Result<(), StoreError> {
@@ -485,7 +629,7 @@ impl Store for SqliteStore {
                 "UPDATE jobs SET closed = ?, record = ?, input = NULL, result = ? WHERE id = ?",
             )
             .bind(job.state.is_terminal())
-            .bind(encode(job))
+            .bind(encode(&job.id.to_string(), job)?)
             .bind(result)
             .bind(job.id.to_string())
             .execute(&mut *tx)
@@ -496,7 +640,7 @@ impl Store for SqliteStore {
         )
         .bind(usage.job.to_string())
         .bind(usage.tenant.to_string())
-        .bind(encode(usage))
+        .bind(encode(&usage.job.to_string(), usage)?)
         .execute(&mut *tx)
         .await?;
         }
@@ -520,13 +664,19 @@ impl Store for SqliteStore {
             .bind(tenant.to_string())
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let job: String = row.try_get("job")?;
-                let record: String = row.try_get("record")?;
-                decode(&job, &record)
-            })
-            .collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let job: String = row.try_get("job")?;
+            let record: String = row.try_get("record")?;
+            match decode(&job, &record) {
+                Ok(r) => out.push(r),
+                Err(StoreError::Corrupt { key, why }) => {
+                    self.set_aside("usage", "job", &key, &why).await?
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     async fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError> {
@@ -607,6 +757,21 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(value.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
+    }
+
+    async fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
+        let rows = sqlx::query("SELECT tbl, key, why FROM quarantine ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Quarantined {
+                    table: row.try_get("tbl")?,
+                    key: row.try_get("key")?,
+                    why: row.try_get("why")?,
+                })
+            })
+            .collect()
     }
 
     async fn fleet_changes(&self) -> Result<Vec<(String, String, String)>, StoreError> {

@@ -415,6 +415,45 @@ async fn a_full_disk_refuses_new_jobs_with_a_clear_error_and_loses_none_already_
             .contains("no space left"),
         "{v}"
     );
+    // Operators are alarmed, and reads are still served.
+    let alarm_codes = |api: &Api<FlakyStore>| {
+        let api = api.app.clone();
+        async move {
+            let req = Request::builder()
+                .uri("/v1/ops/alarms")
+                .header(header::AUTHORIZATION, "Bearer token-op")
+                .body(Body::empty())
+                .expect("request");
+            let body = api
+                .oneshot(req)
+                .await
+                .expect("response")
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&body).expect("alarms");
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x["code"].as_str().map(str::to_string))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        }
+    };
+    assert!(
+        alarm_codes(&f.api)
+            .await
+            .contains(&"store_failing".to_string())
+    );
+    let (status, _) = call(&f.api, "GET", "/v1/usage", Some("token-a"), None).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "reads are served while the disk is full"
+    );
     // A new token that cannot be stored is not given out, and the old one keeps working (used below).
     let rotate = app
         .clone()
@@ -454,6 +493,12 @@ async fn a_full_disk_refuses_new_jobs_with_a_clear_error_and_loses_none_already_
     // Retried once the disk has room, the same key makes the job.
     let retried = app.clone().oneshot(post("lost")).await.expect("response");
     assert_eq!(retried.status(), StatusCode::CREATED);
+    assert!(
+        !alarm_codes(&f.api)
+            .await
+            .contains(&"store_failing".to_string()),
+        "the alarm ends with the first commit that succeeds, without a restart"
+    );
     // A resubmission racing a commit that fails is not told the job exists: it waits, and hears the failure.
     slow_ms.store(200, std::sync::atomic::Ordering::SeqCst);
     fail.store(true, std::sync::atomic::Ordering::SeqCst);

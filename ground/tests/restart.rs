@@ -246,3 +246,40 @@ async fn a_restarted_ground_numbers_its_plans_above_every_earlier_one() {
         after + 100
     );
 }
+
+#[tokio::test]
+async fn a_damaged_record_is_set_aside_and_alarmed_and_the_ground_still_starts() {
+    let f = flaky(vec![pass()]).await;
+    let damaged = submit(&f.api, "token-a", "damaged").await;
+    let kept = submit(&f.api, "token-a", "kept").await;
+    let clock = f.clock.clone();
+    let Flaky { api, .. } = f;
+    {
+        let path = api._dir.path().join("ground.db");
+        let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("raw");
+        sqlx::query("UPDATE jobs SET record = '{\"id\": 1e999' WHERE id = ?")
+            .bind(damaged.id.to_string())
+            .execute(&raw)
+            .await
+            .expect("damage");
+        raw.close().await;
+    }
+    let api = restarted(api._dir, clock).await;
+    let (status, _) = call(
+        &api,
+        "GET",
+        &format!("/v1/jobs/{}", kept.id),
+        Some("token-a"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the rest is served");
+    let (_, body) = call(&api, "GET", "/v1/ops/alarms", Some("token-op"), None).await;
+    let alarms: serde_json::Value = serde_json::from_slice(&body).expect("alarms");
+    let found = alarms.as_array().into_iter().flatten().any(|a| {
+        a["code"] == "store_record_damaged" && a["subject"] == format!("jobs/{}", damaged.id)
+    });
+    assert!(found, "{alarms}");
+}

@@ -267,6 +267,78 @@ async fn a_damaged_record_is_an_error_that_names_it() {
         Err(StoreError::Corrupt { key, .. }) => assert_eq!(key, job.id.to_string()),
         other => panic!("expected a corrupt-record error, got {other:?}"),
     }
+    // What a restart reads sets the damaged record aside, by name, rather than refusing to start.
+    assert!(store.open_jobs().await.expect("open jobs").is_empty());
+    let set_aside = store.quarantined().await.expect("quarantine");
+    assert_eq!(set_aside.len(), 1);
+    assert_eq!(
+        (set_aside[0].table.as_str(), set_aside[0].key.clone()),
+        ("jobs", job.id.to_string())
+    );
+    assert!(store.open_jobs().await.expect("again").is_empty());
+    assert_eq!(store.quarantined().await.expect("quarantine").len(), 1);
+}
+
+#[tokio::test]
+async fn a_usage_record_with_a_number_json_cannot_hold_is_refused_by_name_and_a_damaged_one_set_aside()
+ {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("g.db");
+    let store = SqliteStore::open(&path).await.expect("open");
+    let mut ids = IdGenerator::seeded(4);
+    let t = tenant(&mut ids, "t");
+    let job = accepted(&mut ids, &t, "k", b"x");
+    let usage = |accelerator_s: f64| odc_model::tenant::UsageRecord {
+        job: job.id,
+        tenant: t.id,
+        node: None,
+        at: job.submitted_at,
+        usage: odc_model::tenant::Usage {
+            accelerator_s,
+            energy_wh: 0.0,
+            uplink_bytes: 1,
+            downlink_bytes: 1,
+        },
+    };
+    let write = |u| odc_ground::store::DeliveryWrite {
+        job: job.clone(),
+        result: b"r".to_vec(),
+        usage: u,
+    };
+    match store.put_deliveries(&[write(usage(f64::INFINITY))]).await {
+        Err(StoreError::Unstorable { key, .. }) => assert_eq!(key, job.id.to_string()),
+        other => panic!("expected the record refused, got {other:?}"),
+    }
+    assert!(
+        store.usage_of(t.id).await.expect("usage").is_empty(),
+        "nothing written"
+    );
+    store
+        .put_deliveries(&[write(usage(1.5))])
+        .await
+        .expect("stored");
+    store.close().await;
+    {
+        let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("raw");
+        sqlx::query("UPDATE usage SET record = '{\"accelerator_s\": 1e999}'")
+            .execute(&raw)
+            .await
+            .expect("damage");
+        raw.close().await;
+    }
+    let store = SqliteStore::open(&path).await.expect("reopen");
+    assert!(
+        store
+            .usage_of(t.id)
+            .await
+            .expect("usage still reads")
+            .is_empty()
+    );
+    let set_aside = store.quarantined().await.expect("quarantine");
+    assert_eq!(set_aside.len(), 1);
+    assert_eq!(set_aside[0].table, "usage");
 }
 
 #[tokio::test]

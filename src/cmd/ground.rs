@@ -260,9 +260,11 @@ fn fleet(
 pub fn init_logs(format: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Lossy: a line that cannot be written is dropped and counted, never a panic in the thread that logged it.
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .log_internal_errors(false)
+        .with_writer(odc_ground::logs::stderr);
     match format {
         "text" => logs.init(),
         "json" => logs.json().init(),

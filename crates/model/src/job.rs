@@ -621,8 +621,11 @@ impl Job {
                 energy_wh,
             } => {
                 self.output = Some(*output);
-                self.accelerator_s += accelerator_s.max(0.0);
-                self.energy_wh += energy_wh.max(0.0);
+                // A node's figures are taken only when they are real amounts (an infinite or NaN figure could
+                // neither be billed nor stored).
+                let amount = |x: f64| if x.is_finite() { x.max(0.0) } else { 0.0 };
+                self.accelerator_s += amount(*accelerator_s);
+                self.energy_wh += amount(*energy_wh);
             }
             JobEvent::Downlink { output, .. } => self.output = Some(*output),
             _ => {}

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
 /// Largest request body accepted by default (a 64 MiB input, base64-encoded, and its fields).
@@ -82,15 +82,6 @@ impl ApiError {
     /// A job that does not exist, or is not the caller's: the same answer for both.
     fn no_such_job() -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such job")
-    }
-
-    /// A lock held by a thread that panicked: the service must be restarted.
-    fn poisoned() -> ApiError {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the ground core failed earlier; restart the service",
-        )
     }
 
     fn store(e: StoreError) -> ApiError {
@@ -305,6 +296,8 @@ pub struct Ground<S: Store> {
     storing: Arc<Mutex<std::collections::HashSet<JobId>>>,
     /// The highest plan generation handed to the writer task (which stores it).
     generation_out: std::sync::atomic::AtomicU64,
+    /// Records the store set aside because they did not decode (each is alarmed).
+    quarantined: Mutex<Vec<crate::store::Quarantined>>,
     /// The body limits of the router serving this ground, for the errors that name them.
     body_limits: std::sync::OnceLock<guard::BodyLimits>,
 }
@@ -319,6 +312,7 @@ impl<S: Store> Ground<S> {
         operator_token_hashes: &[[u8; 32]],
     ) -> Result<Arc<Ground<S>>, StoreError> {
         let store = Arc::new(store);
+        let quarantined = store.quarantined().await?;
         let mut principals = HashMap::new();
         for t in store.tenants().await? {
             principals.insert(t.token_hash, Principal::Tenant(t.tenant.id));
@@ -354,6 +348,7 @@ impl<S: Store> Ground<S> {
             storing,
             generation_out: std::sync::atomic::AtomicU64::new(0),
             body_limits: std::sync::OnceLock::new(),
+            quarantined: Mutex::new(quarantined),
         }))
     }
 
@@ -365,7 +360,11 @@ impl<S: Store> Ground<S> {
         audit: &[AuditEntry],
     ) -> Result<(), StoreError> {
         self.store.put_tenant(&record, audit).await?;
-        if let Ok(mut p) = self.principals.write() {
+        {
+            let mut p = self
+                .principals
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
             let id = Principal::Tenant(record.tenant.id);
             p.retain(|_, who| *who != id);
             p.insert(record.token_hash, id);
@@ -382,7 +381,7 @@ impl<S: Store> Ground<S> {
         let hash = self
             .principals
             .read()
-            .map_err(|_| ApiError::poisoned())?
+            .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .find(|(_, who)| **who == Principal::Tenant(id))
             .map(|(h, _)| *h)
@@ -401,11 +400,9 @@ impl<S: Store> Ground<S> {
         if end - now > Duration::from_secs_f64(hours * 1800.0) {
             return;
         }
-        let Some((catalog, stations)) = self
-            .orbits
-            .lock()
-            .ok()
-            .and_then(|b| b.as_ref().map(|b| (b.catalog(), b.stations().to_vec())))
+        let Some((catalog, stations)) = relock(&self.orbits)
+            .as_ref()
+            .map(|b| (b.catalog(), b.stations().to_vec()))
         else {
             return;
         };
@@ -435,7 +432,7 @@ impl<S: Store> Ground<S> {
     /// moved get their passes and sunlight computed again (off the async threads) and the plan redone.
     async fn apply_orbits(&self, texts: &[&str], now: Instant) -> Result<OrbitUpload, ApiError> {
         let (report, changed, stations) = {
-            let mut book = self.orbits.lock().map_err(|_| ApiError::poisoned())?;
+            let mut book = relock(&self.orbits);
             let book = book.as_mut().ok_or_else(no_orbits)?;
             let mut report = OrbitUpload::default();
             let mut moved: BTreeMap<u64, odc_ephemeris::Satellite> = BTreeMap::new();
@@ -507,9 +504,7 @@ impl<S: Store> Ground<S> {
 
     /// Gives the service the fleet's element sets and stations, so operators can upload fresher elements.
     pub fn set_orbits(&self, book: OrbitBook) {
-        if let Ok(mut o) = self.orbits.lock() {
-            *o = Some(book);
-        }
+        *relock(&self.orbits) = Some(book);
     }
 
     /// The store.
@@ -520,9 +515,7 @@ impl<S: Store> Ground<S> {
     /// Time passes: the core expires and replans; what it produced goes out (results stored, then messages).
     pub async fn tick(&self, now: Instant) {
         let out = {
-            let Ok(mut core) = self.core.lock() else {
-                return;
-            };
+            let mut core = relock(&self.core);
             core.tick(now);
             self.drain(&mut core)
         };
@@ -533,10 +526,8 @@ impl<S: Store> Ground<S> {
     /// delivered first) which results are still to be stored.
     fn drain(&self, core: &mut GroundCore) -> Outbound {
         let out = Outbound::drain(core);
-        if !out.deliveries.is_empty()
-            && let Ok(mut storing) = self.storing.lock()
-        {
-            storing.extend(out.deliveries.iter().map(|d| d.job.id));
+        if !out.deliveries.is_empty() {
+            relock(&self.storing).extend(out.deliveries.iter().map(|d| d.job.id));
         }
         out
     }
@@ -544,7 +535,7 @@ impl<S: Store> Ground<S> {
     /// Whether the core has delivered this job and its result is not stored yet: its tenant sees it delivered only
     /// once it is, so that a delivered job's result can always be downloaded (until then it shows as downlinked).
     fn still_storing(&self, job: &Job) -> bool {
-        job.state == JobState::Delivered && self.storing.lock().is_ok_and(|s| s.contains(&job.id))
+        job.state == JobState::Delivered && relock(&self.storing).contains(&job.id)
     }
 
     /// Hands what the core produced to the writer task (which keeps the order).
@@ -563,7 +554,7 @@ impl<S: Store> Ground<S> {
     }
 
     fn core(&self) -> Result<std::sync::MutexGuard<'_, GroundCore>, ApiError> {
-        self.core.lock().map_err(|_| ApiError::poisoned())
+        Ok(relock(&self.core))
     }
 
     fn caller(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
@@ -577,10 +568,13 @@ impl<S: Store> Ground<S> {
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| unauthenticated("the Authorization header must be `Bearer <token>`"))?;
+        // Looked up by the token's hash: what a lookup's timing could tell is about the hash of the token tried,
+        // never about a token held (the equivalent of comparing in constant time).
         self.principals
             .read()
-            .ok()
-            .and_then(|p| p.get(&token_hash(token.trim())).copied())
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&token_hash(token.trim()))
+            .copied()
             .ok_or_else(|| unauthenticated("the token is not valid"))
     }
 
@@ -652,6 +646,9 @@ async fn commit_loop<S: Store>(
             .put_jobs(&writes, &audits)
             .await
             .map_err(|e| e.to_string());
+        metrics
+            .commit_failing
+            .store(outcome.is_err(), Ordering::Relaxed);
         if outcome.is_ok() {
             metrics.commits.fetch_add(1, Ordering::Relaxed);
             metrics
@@ -708,6 +705,16 @@ impl<S: Store> Ground<S> {
             )),
         }
     }
+}
+
+/// Takes a lock even if a thread panicked while holding it: the panic failed one request (answered 500 by the
+/// server), and every later request and node contact must still be served rather than refused until a restart.
+/// The state behind these locks is changed in steps that each leave it consistent.
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| {
+        m.clear_poison();
+        poisoned.into_inner()
+    })
 }
 
 /// The store counter that keeps the highest plan generation issued.
@@ -1151,6 +1158,35 @@ async fn alarms<S: Store>(
     g.operator_caller(&headers)?;
     let now = g.clock.now();
     let mut out = g.core()?.alarms(now);
+    if g.metrics.commit_failing.load(Ordering::Relaxed) {
+        out.push(Alarm {
+            severity: Severity::Critical,
+            code: "store_failing".into(),
+            subject: "store".into(),
+            message: "submissions cannot be made durable: new jobs are refused (503) until the store takes writes again"
+                .into(),
+        });
+    }
+    for q in relock(&g.quarantined).iter() {
+        out.push(Alarm {
+            severity: Severity::Warning,
+            code: "store_record_damaged".into(),
+            subject: format!("{}/{}", q.table, q.key),
+            message: format!(
+                "a stored record did not decode and was set aside in the quarantine table: {}",
+                q.why
+            ),
+        });
+    }
+    let dropped = crate::logs::dropped();
+    if dropped > 0 {
+        out.push(Alarm {
+            severity: Severity::Warning,
+            code: "logs_dropped".into(),
+            subject: "logs".into(),
+            message: format!("{dropped} log lines could not be written (is the log's disk full?)"),
+        });
+    }
     if g.metrics.store_retrying.load(Ordering::Relaxed) {
         out.push(Alarm {
             severity: Severity::Critical,
@@ -1260,7 +1296,7 @@ async fn orbits<S: Store>(
 ) -> Result<Json<Vec<EpochView>>, ApiError> {
     g.operator_caller(&headers)?;
     let now = g.clock.now();
-    let book = g.orbits.lock().map_err(|_| ApiError::poisoned())?;
+    let book = relock(&g.orbits);
     let book = book.as_ref().ok_or_else(no_orbits)?;
     Ok(Json(
         book.epochs()
@@ -1292,7 +1328,7 @@ async fn upload_orbits<S: Store>(
     let text = std::str::from_utf8(&body)
         .map_err(|_| bad_request("the body is not UTF-8 text (TLE or OMM JSON)"))?;
     let now = g.clock.now();
-    if g.orbits.lock().map_err(|_| ApiError::poisoned())?.is_none() {
+    if relock(&g.orbits).is_none() {
         return Err(no_orbits());
     }
     let parsed = OrbitBook::check(text).map_err(|e| bad_request(e.to_string()))?;
@@ -1384,15 +1420,13 @@ impl<S: Store> NodeSide for Ground<S> {
     }
 
     fn knows(&self, node: &NodeId) -> bool {
-        self.core.lock().is_ok_and(|c| c.knows_node(node))
+        relock(&self.core).knows_node(node)
     }
 
     fn contact(&self, node: &NodeId, up: bool, restarted: bool) {
         let now = self.clock.now();
         let out = {
-            let Ok(mut core) = self.core.lock() else {
-                return;
-            };
+            let mut core = relock(&self.core);
             if restarted {
                 core.link_reset(node);
             }
@@ -1413,9 +1447,7 @@ impl<S: Store> NodeSide for Ground<S> {
     fn node_message(&self, node: &NodeId, envelope: Envelope) {
         let now = self.clock.now();
         let out = {
-            let Ok(mut core) = self.core.lock() else {
-                return;
-            };
+            let mut core = relock(&self.core);
             core.handle_message(node, envelope, now);
             self.drain(&mut core)
         };
@@ -1432,6 +1464,12 @@ where
 {
     let mut pause = std::time::Duration::from_millis(50);
     while let Err(e) = write().await {
+        if let StoreError::Unstorable { key, why } = &e {
+            // Retrying cannot help, and would hold up every write behind it.
+            metrics.unstorable.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(key, why, "{what} cannot be stored at all; left out");
+            break;
+        }
         metrics.store_retrying.store(true, Ordering::Relaxed);
         metrics.store_failures.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(error = %e, "{what} could not be stored; retrying");
@@ -1477,10 +1515,9 @@ async fn outbound_loop<S: Store>(
                 store.put_deliveries(&out.deliveries)
             })
             .await;
-            if let Ok(mut s) = storing.lock() {
-                for d in &out.deliveries {
-                    s.remove(&d.job.id);
-                }
+            let mut s = relock(&storing);
+            for d in &out.deliveries {
+                s.remove(&d.job.id);
             }
         }
         for (node, envelope) in &out.messages {
@@ -1645,7 +1682,7 @@ async fn accept<S: Store>(
             ),
         })?;
         let job = core.job(id).cloned().ok_or_else(ApiError::no_such_job)?;
-        let mut committing = g.committing.lock().map_err(|_| ApiError::poisoned())?;
+        let mut committing = relock(&g.committing);
         let wait = if known.is_none() {
             // Out of every plan until durable; a resubmission meanwhile waits on this commit.
             core.hold(id);
@@ -1702,9 +1739,7 @@ async fn accept<S: Store>(
                 core.withdraw(job.id);
             }
         }
-        if let Ok(mut c) = g.committing.lock() {
-            c.remove(&job.id);
-        }
+        relock(&g.committing).remove(&job.id);
     }
     if let Some(tx) = first {
         let _ = tx.send(Some(committed.is_ok()));

@@ -315,6 +315,11 @@ impl Store for FlakyStore {
     async fn counter(&self, name: &str) -> Result<u64, odc_ground::store::StoreError> {
         self.inner.counter(name).await
     }
+    async fn quarantined(
+        &self,
+    ) -> Result<Vec<odc_ground::store::Quarantined>, odc_ground::store::StoreError> {
+        self.inner.quarantined().await
+    }
 }
 
 /// The API over a [`FlakyStore`] (tenants a and b, the operator token, these passes), with its switches and clock.

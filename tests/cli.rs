@@ -689,7 +689,11 @@ fn the_ground_service_keeps_accepted_jobs_across_a_restart_and_clients_see_only_
         operator,
         &["ops", "tenant-update", "--tenant", &beta],
     );
-    assert!(stderr(&out).contains("bad_request"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing_to_change"),
+        "{}",
+        stderr(&out)
+    );
     let out = client(
         &dir,
         &url,
@@ -769,7 +773,7 @@ fn the_ground_service_keeps_accepted_jobs_across_a_restart_and_clients_see_only_
         operator,
         &["ops", "orbits-upload", "--file", "junk.tle"],
     );
-    assert!(stderr(&out).contains("bad_request"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("invalid_orbits"), "{}", stderr(&out));
     stop(&mut ground);
     let printed = Command::new(env!("CARGO_BIN_EXE_odc"))
         .args(["ground", "--print-default-config"])

@@ -247,6 +247,8 @@ pub struct GroundCore {
     relay_forged: BTreeMap<NodeId, u64>,
     /// How far ahead of its submission a job's deadline may be.
     max_deadline_ahead: Duration,
+    /// The start of the accounting period each tenant's `used` figures count from.
+    periods: BTreeMap<TenantId, Instant>,
     /// The highest plan generation issued or seen held by a node: every new plan is numbered above it, so nodes
     /// (which apply only newer generations) take the plans of a restarted ground.
     generation_floor: u64,
@@ -304,6 +306,7 @@ impl GroundCore {
             relay_forged: BTreeMap::new(),
             generation_floor: 0,
             max_deadline_ahead: DEFAULT_MAX_DEADLINE_AHEAD,
+            periods: BTreeMap::new(),
             config,
         }
     }
@@ -352,6 +355,10 @@ impl GroundCore {
         if let Some(&id) = self.keys.get(&(spec.tenant, spec.idempotency_key.clone())) {
             return Ok(id);
         }
+        if !self.tenants.contains_key(&spec.tenant) {
+            return Err(SubmitError::UnknownTenant);
+        }
+        self.roll_periods(now);
         let Some((tenant, used, reserved)) = self.tenants.get(&spec.tenant) else {
             return Err(SubmitError::UnknownTenant);
         };
@@ -459,8 +466,22 @@ impl GroundCore {
         }
     }
 
+    /// Starts a new accounting period for every tenant whose period has ended: usage counts from zero again
+    /// (what open jobs reserve carries over).
+    fn roll_periods(&mut self, now: Instant) {
+        for (id, (tenant, used, _)) in &mut self.tenants {
+            let start = period_start(now, tenant.quota.period);
+            let current = self.periods.entry(*id).or_insert(start);
+            if *current != start {
+                *current = start;
+                *used = Usage::default();
+            }
+        }
+    }
+
     /// Time passes: expire jobs past their deadline, and replan when due.
     pub fn tick(&mut self, now: Instant) {
+        self.roll_periods(now);
         let mut expired = Vec::new();
         while let Some(&(deadline, id)) = self.deadlines.first() {
             if deadline > now {
@@ -1422,6 +1443,7 @@ impl GroundCore {
     /// Rebuilds what a restarted ground had accepted: open jobs with their inputs (as the store kept them) and
     /// each tenant's usage so far. Reservations are estimated again; a replan follows at the next tick.
     pub fn restore(&mut self, jobs: Vec<(Job, Vec<u8>)>, used: &[(TenantId, Usage)], now: Instant) {
+        self.roll_periods(now);
         for (tenant, usage) in used {
             if let Some(t) = self.tenants.get_mut(tenant) {
                 t.1 = *usage;
@@ -1595,9 +1617,24 @@ impl GroundCore {
     pub fn usage(&self, tenant: TenantId) -> Option<(Usage, Usage)> {
         self.tenants.get(&tenant).map(|t| (t.1, t.2))
     }
+
+    /// The start of a tenant's current accounting period, as of the last tick or submission.
+    pub fn period_of(&self, tenant: TenantId) -> Option<Instant> {
+        self.periods.get(&tenant).copied()
+    }
 }
 
 /// The event the ground sends a node to close a job it holds.
+/// The start of the accounting period that holds `now`: periods are consecutive windows of `period` counted from
+/// the Unix epoch (a day-long period is a UTC day). A period of zero or less is one window that never ends.
+pub fn period_start(now: Instant, period: Duration) -> Instant {
+    let p = period.as_millis();
+    if p <= 0 {
+        return Instant::EPOCH;
+    }
+    Instant::from_unix_ms(now.unix_ms() - now.unix_ms().rem_euclid(p))
+}
+
 fn closing_event(state: &JobState) -> JobEvent {
     match state {
         JobState::Cancelled => JobEvent::Cancel,

@@ -1,5 +1,6 @@
 //! What a (re)starting ground takes from its store before it serves: ids that cannot be guessed, plan generations
-//! above every one issued before, each tenant's usage so far and the open jobs with their inputs.
+//! above every one issued before, each tenant's usage in its current accounting period and the open jobs with
+//! their inputs.
 
 use crate::api::{PLAN_GENERATION, secure_ids};
 use crate::core::GroundCore;
@@ -17,10 +18,13 @@ pub async fn restore<S: Store>(
     core.raise_generation_floor(store.counter(PLAN_GENERATION).await?);
     let mut used = Vec::new();
     for t in store.tenants().await? {
+        // Only what was delivered in the current accounting period counts against the quota.
+        let since = crate::core::period_start(now, t.tenant.quota.period);
         let total = store
             .usage_of(t.tenant.id)
             .await?
             .iter()
+            .filter(|r| r.at >= since)
             .fold(Usage::default(), |a, r| a.plus(&r.usage));
         used.push((t.tenant.id, total));
     }

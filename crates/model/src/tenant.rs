@@ -7,17 +7,22 @@ use serde::{Deserialize, Serialize};
 /// How much a tenant may consume per period.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Quota {
     /// Accelerator time, seconds.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0))]
     pub accelerator_s: f64,
     /// Accelerator energy, Wh.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0))]
     pub energy_wh: f64,
     /// Bytes sent up.
+    #[serde(deserialize_with = "whole_u64")]
     pub uplink_bytes: u64,
     /// Bytes sent down.
+    #[serde(deserialize_with = "whole_u64")]
     pub downlink_bytes: u64,
     /// Length of the accounting period (milliseconds on the wire).
-    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+    #[cfg_attr(feature = "openapi", schema(value_type = i64, minimum = 1))]
     pub period: Duration,
 }
 
@@ -90,6 +95,59 @@ pub struct UsageRecord {
     pub at: Instant,
     /// What it used.
     pub usage: Usage,
+}
+
+/// A count of bytes from JSON: an integer, or a number with no fraction (`1024.0`), as JSON does not tell the two
+/// apart, up to 2^63 - 1; anything else is refused.
+pub fn whole_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = serde_json_number(d)?;
+    v.ok_or_else(|| serde::de::Error::custom("expected a whole number of at least 0"))
+}
+
+/// [`whole_u64`] for an optional field.
+pub fn whole_u64_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct Visit;
+    impl<'de> serde::de::Visitor<'de> for Visit {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a whole number of at least 0, or null")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<u64>, D::Error> {
+            whole_u64(d).map(Some)
+        }
+    }
+    d.deserialize_option(Visit)
+}
+
+fn serde_json_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct Visit;
+    impl serde::de::Visitor<'_> for Visit {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a whole number of at least 0")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Option<u64>, E> {
+            // At most what a signed 64-bit integer holds (the documented format, and what stores keep).
+            Ok((v <= i64::MAX as u64).then_some(v))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Option<u64>, E> {
+            Ok(u64::try_from(v).ok())
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Option<u64>, E> {
+            // Exactly representable whole numbers only (below 2^53).
+            Ok(
+                (v.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&v))
+                    .then_some(v as u64),
+            )
+        }
+    }
+    d.deserialize_any(Visit)
 }
 
 #[cfg(test)]

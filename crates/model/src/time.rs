@@ -16,10 +16,37 @@ use std::sync::atomic::{AtomicI64, Ordering};
 pub struct Instant(i64);
 
 /// A span of time in milliseconds (may be negative, as the difference of two instants).
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug, Serialize)]
 pub struct Duration(i64);
+
+impl<'de> Deserialize<'de> for Duration {
+    /// Milliseconds as an integer, or as a number with no fraction (`60000.0`: JSON does not tell them apart).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        struct Millis;
+        impl serde::de::Visitor<'_> for Millis {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole number of milliseconds")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
+                Ok(Duration(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
+                i64::try_from(v)
+                    .map(Duration)
+                    .map_err(|_| E::custom("milliseconds out of range"))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Duration, E> {
+                if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
+                    Ok(Duration(v as i64))
+                } else {
+                    Err(E::custom("expected a whole number of milliseconds"))
+                }
+            }
+        }
+        d.deserialize_any(Millis)
+    }
+}
 
 impl Instant {
     /// The Unix epoch.

@@ -629,34 +629,24 @@ impl Planner {
             }
         }
         fixed.sort_by_key(|j| (std::cmp::Reverse(j.spec.priority), j.spec.deadline, j.id));
-        let mut keyed: Vec<(std::cmp::Reverse<u8>, f64, Instant, JobId)> = Vec::new();
+        let mut keyed: Vec<(f64, Instant, JobId)> = Vec::new();
         for (tenant, mut jobs) in per_tenant {
+            // Priority orders a tenant's own jobs; between tenants only the weighted fair share counts, so a
+            // tenant that marks everything 9 gets its share first, never another tenant's.
             jobs.sort_by_key(|j| (std::cmp::Reverse(j.spec.priority), j.spec.deadline, j.id));
             let weight = self.tenants.get(&tenant).map(|t| t.weight).unwrap_or(1.0);
-            // Virtual finish time of weighted fair queuing, per priority level.
-            let mut cumulative: BTreeMap<u8, f64> = BTreeMap::new();
+            // Virtual finish time of weighted fair queuing over all of the tenant's jobs.
+            let mut cumulative = 0.0;
             for j in jobs {
-                let cost = self.compute_estimate_s(j);
-                let c = cumulative.entry(j.spec.priority.level()).or_default();
-                *c += cost / weight;
-                keyed.push((
-                    std::cmp::Reverse(j.spec.priority.level()),
-                    *c,
-                    j.spec.deadline,
-                    j.id,
-                ));
+                cumulative += self.compute_estimate_s(j) / weight;
+                keyed.push((cumulative, j.spec.deadline, j.id));
             }
         }
-        keyed.sort_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then(a.1.total_cmp(&b.1))
-                .then(a.2.cmp(&b.2))
-                .then(a.3.cmp(&b.3))
-        });
+        keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
         fixed
             .iter()
             .map(|j| j.id)
-            .chain(keyed.into_iter().map(|k| k.3))
+            .chain(keyed.into_iter().map(|k| k.2))
             .collect()
     }
 
@@ -766,9 +756,15 @@ impl Planner {
         let t = self.tenants.get(&job.spec.tenant)?;
         let quota = t.quota.as_ref()?;
         let compute = self.compute_estimate_s(job);
+        // Energy binds as accelerator time does: at the busy power of a node that runs the model.
+        let busy_w = self
+            .nodes
+            .iter()
+            .find(|n| n.models.contains_key(&job.spec.model))
+            .map_or(0.0, |n| n.busy_power_w);
         let extra = Usage {
             accelerator_s: compute,
-            energy_wh: 0.0,
+            energy_wh: compute * busy_w / 3600.0,
             uplink_bytes: job.spec.input.size_bytes,
             downlink_bytes: job.spec.output_bound_bytes,
         };

@@ -6,6 +6,7 @@
 //! durable: submissions queue for a writer task that commits them in batches (group commit), one transaction for
 //! many requests, and each request waits for its batch.
 
+mod doc;
 mod guard;
 
 pub use guard::router_with;
@@ -104,10 +105,16 @@ impl IntoResponse for ApiError {
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
     /// The model to run.
+    #[schema(pattern = r"^[a-z0-9._-]{1,64}$")]
     pub model: String,
-    /// The input, base64 (standard alphabet, padded).
+    /// The input, base64 (standard alphabet, padded; not empty).
+    #[schema(
+        pattern = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$"
+    )]
     pub input: String,
     /// Largest result accepted, bytes.
+    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "odc_model::tenant::whole_u64")]
     pub output_bound_bytes: u64,
     /// Deliver by, RFC 3339 (give this or `within_s`).
     #[serde(default)]
@@ -115,11 +122,15 @@ pub struct SubmitRequest {
     pub deadline: Option<Instant>,
     /// Deliver within this many seconds of the ground's receipt, by the ground's clock (give this or `deadline`).
     #[serde(default)]
+    #[schema(exclusive_minimum = 0.0, maximum = 31_622_400.0)]
     pub within_s: Option<f64>,
-    /// 0 (lowest) to 9; 5 if absent.
-    #[serde(default)]
+    /// 0 (lowest) to 9; 5 if absent. Orders the tenant's own jobs; between tenants only fair shares count.
+    #[serde(default, deserialize_with = "whole_u8_opt")]
+    #[schema(minimum = 0, maximum = 9)]
     pub priority: Option<u8>,
-    /// The same key again returns the same job instead of a second one.
+    /// The same key with the same request again returns the same job instead of a second one (a different
+    /// request with a used key is refused, 409 `idempotency_conflict`). 1-128 printable ASCII characters.
+    #[schema(pattern = r"^[!-~]{1,128}$")]
     pub idempotency_key: String,
 }
 
@@ -130,8 +141,10 @@ pub struct SubmitRequest {
 #[into_params(parameter_in = Query)]
 pub struct UploadParams {
     /// The model to run.
+    #[param(pattern = r"^[a-z0-9._-]{1,64}$")]
     pub model: String,
     /// Largest result accepted, bytes.
+    #[param(minimum = 1)]
     pub output_bound_bytes: u64,
     /// Deliver by, RFC 3339 (give this or `within_s`).
     #[serde(default)]
@@ -139,11 +152,15 @@ pub struct UploadParams {
     pub deadline: Option<Instant>,
     /// Deliver within this many seconds of the ground's receipt (give this or `deadline`).
     #[serde(default)]
+    #[param(exclusive_minimum = 0.0, maximum = 31_622_400.0)]
     pub within_s: Option<f64>,
-    /// 0 (lowest) to 9; 5 if absent.
+    /// 0 (lowest) to 9; 5 if absent. Orders the tenant's own jobs; between tenants only fair shares count.
     #[serde(default)]
+    #[param(minimum = 0, maximum = 9)]
     pub priority: Option<u8>,
-    /// The same key again returns the same job instead of a second one.
+    /// The same key with the same request again returns the same job instead of a second one (a different
+    /// request with a used key is refused, 409 `idempotency_conflict`). 1-128 printable ASCII characters.
+    #[param(pattern = r"^[!-~]{1,128}$")]
     pub idempotency_key: String,
 }
 
@@ -212,7 +229,14 @@ impl JobView {
 /// A tenant's consumption against its quota.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UsageView {
-    /// Used by delivered jobs.
+    /// When the current accounting period began (periods are consecutive windows of the quota's period from the
+    /// Unix epoch: a day-long period is a UTC day).
+    #[schema(value_type = String, format = DateTime)]
+    pub period_start: Instant,
+    /// When it ends: usage counts from zero again.
+    #[schema(value_type = String, format = DateTime)]
+    pub period_end: Instant,
+    /// Used by jobs delivered in this period.
     pub used: Usage,
     /// Reserved by open jobs.
     pub reserved: Usage,
@@ -229,7 +253,7 @@ pub struct JobList {
 
 #[derive(Debug, Deserialize)]
 struct ListQuery {
-    limit: Option<usize>,
+    limit: Option<u64>,
 }
 
 struct Pending {
@@ -665,12 +689,14 @@ async fn commit_loop<S: Store>(
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
-    /// Display name.
+    /// Display name (1 to 100 characters, not only spaces).
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
     /// Its quota per period.
     pub quota: Quota,
-    /// Fair-share weight (1 if absent).
-    #[serde(default)]
+    /// Fair-share weight, 1 to 10,000 (1 if absent).
+    #[serde(default, deserialize_with = "whole_u32_opt")]
+    #[schema(minimum = 1, maximum = 10_000)]
     pub share_weight: Option<u32>,
 }
 
@@ -740,15 +766,19 @@ async fn create_tenant<S: Store>(
     Body(body): Body,
 ) -> Result<(StatusCode, Json<CreatedTenant>), ApiError> {
     g.operator_caller(&headers)?;
-    let req: NewTenant = serde_json::from_slice(&body)
-        .map_err(|e| bad_request(format!("the body is not a tenant: {e}")))?;
+    let req: NewTenant =
+        parse_object(&body).map_err(|e| bad_request(format!("the body is not a tenant: {e}")))?;
     check_name(&req.name)?;
     let now = g.clock.now();
     let tenant = Tenant {
         id: g.core()?.new_tenant_id(now),
         name: req.name,
         quota: req.quota,
-        share_weight: req.share_weight.unwrap_or(1).max(1),
+        share_weight: match req.share_weight {
+            None => 1,
+            Some(w @ 1..=MAX_SHARE_WEIGHT) => w,
+            Some(_) => return Err(bad_request("`share_weight` must be 1 to 10000")),
+        },
     };
     check_quota(&tenant.quota)?;
     let token = new_token();
@@ -776,8 +806,11 @@ fn operator_action(at: Instant, action: &str, tenant: TenantId) -> AuditEntry {
 }
 
 /// A tenant's display name: 1 to 100 characters, not all blank.
+/// The largest fair-share weight a tenant may have.
+const MAX_SHARE_WEIGHT: u32 = 10_000;
+
 fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.trim().is_empty() || name.len() > 100 {
+    if name.trim().is_empty() || name.chars().count() > 100 {
         return Err(bad_request("`name` must be 1 to 100 characters"));
     }
     Ok(())
@@ -807,14 +840,16 @@ fn check_quota(q: &Quota) -> Result<(), ApiError> {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantChange {
-    /// New display name.
+    /// New display name (1 to 100 characters, not only spaces).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     /// Quota figures to change.
     #[serde(default)]
     pub quota: Option<QuotaChange>,
-    /// New fair-share weight (at least 1).
-    #[serde(default)]
+    /// New fair-share weight (1 to 10,000).
+    #[serde(default, deserialize_with = "whole_u32_opt")]
+    #[schema(minimum = 1, maximum = 10_000)]
     pub share_weight: Option<u32>,
 }
 
@@ -824,19 +859,21 @@ pub struct TenantChange {
 pub struct QuotaChange {
     /// Accelerator time per period, seconds.
     #[serde(default)]
+    #[schema(minimum = 0.0)]
     pub accelerator_s: Option<f64>,
     /// Accelerator energy per period, Wh.
     #[serde(default)]
+    #[schema(minimum = 0.0)]
     pub energy_wh: Option<f64>,
     /// Bytes sent up per period.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "odc_model::tenant::whole_u64_opt")]
     pub uplink_bytes: Option<u64>,
     /// Bytes sent down per period.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "odc_model::tenant::whole_u64_opt")]
     pub downlink_bytes: Option<u64>,
     /// Length of the accounting period, milliseconds.
     #[serde(default)]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 1)]
     pub period: Option<Duration>,
 }
 
@@ -844,7 +881,9 @@ impl TenantChange {
     /// The account with this change made, or why the change cannot be made.
     fn apply(self, mut tenant: Tenant) -> Result<Tenant, ApiError> {
         if self.name.is_none() && self.quota.is_none() && self.share_weight.is_none() {
-            return Err(bad_request(
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "nothing_to_change",
                 "the change names nothing to change (give `name`, `quota` or `share_weight`)",
             ));
         }
@@ -853,8 +892,8 @@ impl TenantChange {
             tenant.name = name;
         }
         if let Some(w) = self.share_weight {
-            if w == 0 {
-                return Err(bad_request("`share_weight` must be at least 1"));
+            if w > MAX_SHARE_WEIGHT || w == 0 {
+                return Err(bad_request("`share_weight` must be 1 to 10000"));
             }
             tenant.share_weight = w;
         }
@@ -879,7 +918,7 @@ async fn update_tenant<S: Store>(
     Body(body): Body,
 ) -> Result<Json<TenantView>, ApiError> {
     g.operator_caller(&headers)?;
-    let change: TenantChange = serde_json::from_slice(&body)
+    let change: TenantChange = parse_object(&body)
         .map_err(|e| bad_request(format!("the body is not a tenant change: {e}")))?;
     let _one_change = g.tenant_admin.lock().await;
     let (tenant, hash) = g.tenant_account(&id)?;
@@ -1086,7 +1125,7 @@ pub struct AuditView {
     pub target: String,
 }
 
-#[utoipa::path(get, path = "/v1/ops/audit", tag = "operator", params(("limit" = Option<usize>, Query, description = "Only the latest this many")), security(("bearer" = [])), responses((status = 200, description = "State-changing actions, oldest first (all, or the latest `limit`)", body = Vec<AuditView>), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+#[utoipa::path(get, path = "/v1/ops/audit", tag = "operator", params(("limit" = Option<u32>, Query, description = "Only the latest this many (1 to 100,000)", minimum = 1, maximum = 100_000)), security(("bearer" = [])), responses((status = 200, description = "State-changing actions, oldest first (all, or the latest `limit`)", body = Vec<AuditView>), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 async fn audit<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
@@ -1094,7 +1133,8 @@ async fn audit<S: Store>(
 ) -> Result<Json<Vec<AuditView>>, ApiError> {
     g.operator_caller(&headers)?;
     let log = match q.limit {
-        Some(n) => g.store.audit_latest(n.min(100_000) as u32).await,
+        Some(n @ 1..=100_000) => g.store.audit_latest(n as u32).await,
+        Some(_) => return Err(bad_request("`limit` must be 1 to 100000")),
         None => g.store.audit_log().await,
     }
     .map_err(ApiError::store)?;
@@ -1125,7 +1165,7 @@ async fn plan<S: Store>(
     Ok(([(header::CONTENT_TYPE, "application/json")], text).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/ops/nodes", tag = "operator", security(("bearer" = [])), responses((status = 200, description = "Every node: contact, incarnation, last telemetry (charge, temperatures, queue), open jobs, next pass, passes missed", body = Object), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+#[utoipa::path(get, path = "/v1/ops/nodes", tag = "operator", security(("bearer" = [])), responses((status = 200, description = "Every node: contact, incarnation, last telemetry (charge, temperatures, queue), open jobs, next pass, passes missed", body = [Object]), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 async fn nodes<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
@@ -1135,7 +1175,7 @@ async fn nodes<S: Store>(
     Ok(Json(g.core()?.node_status(now)))
 }
 
-#[utoipa::path(get, path = "/v1/ops/nodes/{id}/telemetry", tag = "operator", params(("id" = String, Path, description = "Node id")), security(("bearer" = [])), responses((status = 200, description = "The node's recent telemetry, oldest first: charge, temperatures, utilisation, queue and outbox, storage, eclipse, plan generation", body = Object), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+#[utoipa::path(get, path = "/v1/ops/nodes/{id}/telemetry", tag = "operator", params(("id" = String, Path, description = "Node id")), security(("bearer" = [])), responses((status = 200, description = "The node's recent telemetry, oldest first: charge, temperatures, utilisation, queue and outbox, storage, eclipse, plan generation", body = [Object]), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 async fn telemetry<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
@@ -1150,7 +1190,7 @@ async fn telemetry<S: Store>(
     Ok(Json(history).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/ops/alarms", tag = "operator", security(("bearer" = [])), responses((status = 200, description = "Conditions needing attention: battery_low, overheating, node_silent, station_down, jobs_expired, store_failing", body = Object), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+#[utoipa::path(get, path = "/v1/ops/alarms", tag = "operator", security(("bearer" = [])), responses((status = 200, description = "Conditions needing attention: battery_low, overheating, node_silent, station_down, jobs_expired, store_failing", body = [Object]), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 async fn alarms<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
@@ -1209,7 +1249,7 @@ struct StationView {
     up: bool,
 }
 
-#[utoipa::path(get, path = "/v1/ops/stations", tag = "operator", security(("bearer" = [])), responses((status = 200, description = "Every station with its position, rates and whether it is up", body = Object), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+#[utoipa::path(get, path = "/v1/ops/stations", tag = "operator", security(("bearer" = [])), responses((status = 200, description = "Every station with its position, rates and whether it is up", body = [Object]), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 async fn stations<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
@@ -1242,7 +1282,7 @@ async fn station_status<S: Store>(
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     g.operator_caller(&headers)?;
-    let change: StationStatus = serde_json::from_slice(&body)
+    let change: StationStatus = parse_object(&body)
         .map_err(|e| bad_request(format!("the body is not a station status: {e}")))?;
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such station");
     let station = odc_model::id::StationId::new(&id).map_err(|_| not_found())?;
@@ -1289,7 +1329,7 @@ struct EpochView {
     age_days: f64,
 }
 
-#[utoipa::path(get, path = "/v1/ops/orbits", tag = "operator", security(("bearer" = [])), responses((status = 200, description = "Each node's element epoch in force and its age", body = Object), (status = 404, description = "This service has no element sets (its fleet came without a catalog)", body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+#[utoipa::path(get, path = "/v1/ops/orbits", tag = "operator", security(("bearer" = [])), responses((status = 200, description = "Each node's element epoch in force and its age", body = [Object]), (status = 404, description = "This service has no element sets (its fleet came without a catalog)", body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 async fn orbits<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
@@ -1318,7 +1358,7 @@ fn no_orbits() -> ApiError {
     )
 }
 
-#[utoipa::path(post, path = "/v1/ops/orbits", tag = "operator", request_body(content = String, description = "TLE text (2- or 3-line records) or an OMM JSON document", content_type = "text/plain"), security(("bearer" = [])), responses((status = 200, description = "What happened to each record: accepted (fresher epochs, now in force; flagged when far from now), stale (refused: not fresher), unknown satellites, unparsable records", body = Object), (status = 400, description = "Nothing usable", body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+#[utoipa::path(post, path = "/v1/ops/orbits", tag = "operator", request_body(content = String, description = "TLE text (2- or 3-line records) or an OMM JSON document", content_type = "text/plain"), security(("bearer" = [])), responses((status = 200, description = "What happened to each record: accepted (fresher epochs, now in force; flagged when far from now), stale (refused: not fresher), unknown satellites, unparsable records", body = Object), (status = 422, description = "No usable element set in the text", body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 async fn upload_orbits<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
@@ -1331,7 +1371,14 @@ async fn upload_orbits<S: Store>(
     if relock(&g.orbits).is_none() {
         return Err(no_orbits());
     }
-    let parsed = OrbitBook::check(text).map_err(|e| bad_request(e.to_string()))?;
+    // Well-formed text with no usable element set in it: the request is understood, its content refused.
+    let parsed = OrbitBook::check(text).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_orbits",
+            e.to_string(),
+        )
+    })?;
     // Durable before it takes effect: a restart replays every upload in order (older epochs lose again).
     g.store
         .put_fleet_change(
@@ -1393,10 +1440,17 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-async fn openapi() -> Response {
+/// The OpenAPI document of the tenant and operator APIs, as the server behaves (see [`doc::complete`]).
+pub fn openapi_document() -> Result<serde_json::Value, serde_json::Error> {
     use utoipa::OpenApi as _;
-    match ApiDoc::openapi().to_json() {
-        Ok(text) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
+    let mut doc = serde_json::to_value(ApiDoc::openapi())?;
+    doc::complete(&mut doc);
+    Ok(doc)
+}
+
+async fn openapi() -> Response {
+    match openapi_document() {
+        Ok(doc) => Json(doc).into_response(),
         Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
             .into_response(),
     }
@@ -1537,10 +1591,16 @@ async fn submit<S: Store>(
     Body(body): Body,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let tenant = g.tenant_caller(&headers)?;
-    let req: SubmitRequest = serde_json::from_slice(&body)
+    let req: SubmitRequest = parse_object(&body)
         .map_err(|e| bad_request(format!("the body is not a job submission: {e}")))?;
     let (req, input) = req.split();
-    let input = base64::engine::general_purpose::STANDARD
+    // Trailing bits past the last whole byte are ignored (RFC 4648 lets a decoder take them), so every string the
+    // documented pattern allows is an input.
+    const LENIENT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+    );
+    let input = LENIENT
         .decode(input.as_bytes())
         .map_err(|e| bad_request(format!("`input` is not base64: {e}")))?;
     accept(&g, tenant, req, input).await
@@ -1562,6 +1622,43 @@ async fn upload<S: Store>(
     })?;
     // Without a copy when the body arrived in one piece.
     accept(&g, tenant, req, body.into()).await
+}
+
+/// A whole number from JSON (`7` or `7.0`) that fits 32 bits, or null.
+fn whole_u32_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    odc_model::tenant::whole_u64_opt(d)?
+        .map(|v| {
+            u32::try_from(v).map_err(|_| serde::de::Error::custom("expected at most 2^32 - 1"))
+        })
+        .transpose()
+}
+
+/// A small whole number from JSON (`7` or `7.0`), or null.
+fn whole_u8_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    odc_model::tenant::whole_u64_opt(d)?
+        .map(|v| u8::try_from(v).map_err(|_| serde::de::Error::custom("expected 0 to 255")))
+        .transpose()
+}
+
+/// A JSON object from `body` as `T`: serde would also take an array of the fields in order, which no client of
+/// this API means and the document does not allow.
+fn parse_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
+    let value: serde_json::Value = serde_json::from_slice(body)?;
+    check_objects(&value)?;
+    serde_json::from_value(value)
+}
+
+/// Refuses arrays where an object's fields are expected: every array in our request bodies is a list of values,
+/// never of fields, so an array of nulls or of an object's fields is refused wherever it is.
+fn check_objects(v: &serde_json::Value) -> Result<(), serde_json::Error> {
+    use serde::de::Error as _;
+    match v {
+        serde_json::Value::Object(m) => m.values().try_for_each(check_objects),
+        serde_json::Value::Array(_) => Err(serde_json::Error::custom(
+            "an array where an object or a value is expected",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// What identifies a submission's request, for idempotency: every field but the key, the input by its digest.
@@ -1622,7 +1719,13 @@ async fn accept<S: Store>(
         (None, Some(_)) => {
             return Err(bad_request("`within_s` must be above 0 and at most a year"));
         }
-        _ => return Err(bad_request("give exactly one of `deadline` and `within_s`")),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_job",
+                "give exactly one of `deadline` and `within_s`",
+            ));
+        }
     };
     let spec = JobSpec {
         tenant,
@@ -1748,14 +1851,18 @@ async fn accept<S: Store>(
     Ok((StatusCode::CREATED, Json(JobView::of(&job))))
 }
 
-#[utoipa::path(get, path = "/v1/jobs", tag = "tenant", params(("limit" = Option<usize>, Query, description = "At most this many (100; 1000 at most)")), security(("bearer" = [])), responses((status = 200, body = JobList), (status = 401, description = "No or bad token", body = ApiError), (status = 403, description = "Not a tenant token", body = ApiError)))]
+#[utoipa::path(get, path = "/v1/jobs", tag = "tenant", params(("limit" = Option<u32>, Query, description = "At most this many (100 if absent; 1 to 1000)", minimum = 1, maximum = 1000)), security(("bearer" = [])), responses((status = 200, body = JobList), (status = 401, description = "No or bad token", body = ApiError), (status = 403, description = "Not a tenant token", body = ApiError)))]
 async fn list<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
     Q(q): Q<ListQuery>,
 ) -> Result<Json<JobList>, ApiError> {
     let tenant = g.tenant_caller(&headers)?;
-    let limit = q.limit.unwrap_or(100).min(1000);
+    let limit = match q.limit {
+        None => 100,
+        Some(n @ 1..=1000) => n,
+        Some(_) => return Err(bad_request("`limit` must be 1 to 1000")),
+    };
     // The store has every job (closed ones too); the core has the current state of the open ones.
     let stored = g
         .store
@@ -1776,7 +1883,7 @@ async fn list<S: Store>(
     }
     // Ids sort by creation time: newest first.
     let mut jobs: Vec<JobView> = by_id.into_values().rev().collect();
-    jobs.truncate(limit);
+    jobs.truncate(limit as usize);
     Ok(Json(JobList { jobs }))
 }
 
@@ -1925,7 +2032,17 @@ async fn usage<S: Store>(
             "this tenant is not known to the ground core",
         )
     })?;
+    let now = g.clock.now();
+    let period_start = crate::core::period_start(now, quota.period);
+    // A period that ended since the core last rolled it counts from zero (the next tick rolls it).
+    let used = if core.period_of(tenant).is_some_and(|p| p != period_start) {
+        Usage::default()
+    } else {
+        used
+    };
     Ok(Json(UsageView {
+        period_start,
+        period_end: period_start + quota.period,
         used,
         reserved,
         quota,

@@ -188,6 +188,19 @@ pub struct Alarm {
     pub message: String,
 }
 
+/// A replan to run off the core: the snapshot to plan from, and what the commit checks.
+#[derive(Debug, Clone)]
+pub struct PlanTask {
+    /// What to plan from.
+    pub snapshot: Snapshot,
+    /// The plan in force when the snapshot was taken.
+    based_on: Option<odc_model::id::PlanId>,
+    /// Jobs given to the planner.
+    jobs: usize,
+    /// Why.
+    reason: String,
+}
+
 /// Figures of a replan, for reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplanRecord {
@@ -247,6 +260,12 @@ pub struct GroundCore {
     relay_forged: BTreeMap<NodeId, u64>,
     /// How far ahead of its submission a job's deadline may be.
     max_deadline_ahead: Duration,
+    /// Whether replans run off the core (see [`GroundCore::plan_in_background`]).
+    background_planning: bool,
+    /// A replan due, ready to be taken and run elsewhere.
+    ready_task: Option<PlanTask>,
+    /// The replan being made (by the id its plan will have), if any: one at a time.
+    planning_in_flight: Option<odc_model::id::PlanId>,
     /// The start of the accounting period each tenant's `used` figures count from.
     periods: BTreeMap<TenantId, Instant>,
     /// The highest plan generation issued or seen held by a node: every new plan is numbered above it, so nodes
@@ -307,6 +326,9 @@ impl GroundCore {
             generation_floor: 0,
             max_deadline_ahead: DEFAULT_MAX_DEADLINE_AHEAD,
             periods: BTreeMap::new(),
+            background_planning: false,
+            ready_task: None,
+            planning_in_flight: None,
             config,
         }
     }
@@ -518,9 +540,36 @@ impl GroundCore {
                 self.want_replan(now, "node lost");
             }
         }
-        if self.replan_due.as_ref().is_some_and(|(t, _)| *t <= now) {
+        if self.planning_in_flight.is_none()
+            && self.replan_due.as_ref().is_some_and(|(t, _)| *t <= now)
+        {
             let reason = self.replan_due.take().map(|r| r.1).unwrap_or_default();
-            self.replan(now, &reason);
+            if self.background_planning {
+                self.ready_task = self.plan_task(now, &reason);
+                self.planning_in_flight = self.ready_task.as_ref().map(|t| t.snapshot.plan_id);
+            } else {
+                self.replan(now, &reason);
+            }
+        }
+    }
+
+    /// Plans off the caller's thread from now on: [`GroundCore::tick`] no longer plans when a replan is due but
+    /// readies a [`PlanTask`] (taken with [`GroundCore::take_plan_task`]) for the service to run elsewhere and
+    /// hand back with [`GroundCore::commit_plan`]. The twin and tests keep planning inline.
+    pub fn plan_in_background(&mut self, on: bool) {
+        self.background_planning = on;
+    }
+
+    /// The replan a tick found due, to run off the core's lock.
+    pub fn take_plan_task(&mut self) -> Option<PlanTask> {
+        self.ready_task.take()
+    }
+
+    /// Gives up a task that will not come back (its planner failed): the next tick may start another.
+    pub fn abandon_plan(&mut self, task_plan: odc_model::id::PlanId, now: Instant) {
+        if self.planning_in_flight == Some(task_plan) {
+            self.planning_in_flight = None;
+            self.want_replan(now, "a replan failed");
         }
     }
 
@@ -533,12 +582,22 @@ impl GroundCore {
             .min()
     }
 
-    /// Plans again now from everything known.
+    /// Plans again now from everything known, on the caller's thread.
     pub fn replan(&mut self, now: Instant, reason: &str) {
+        if let Some(task) = self.plan_task(now, reason) {
+            let outcome = odc_planner::plan(&task.snapshot);
+            self.planning_in_flight = Some(task.snapshot.plan_id);
+            self.commit_plan(task, outcome, now);
+        }
+    }
+
+    /// What a replan starts from: a snapshot of everything known now (the one step of a replan that needs the
+    /// core; planning itself needs only the snapshot).
+    fn plan_task(&mut self, now: Instant, reason: &str) -> Option<PlanTask> {
         self.last_replan = Some(now);
         let horizon_end = (now + self.config.plan_ahead).min(self.config.horizon_end);
         if horizon_end <= now {
-            return;
+            return None;
         }
         let jobs: Vec<Job> = self
             .jobs
@@ -617,7 +676,27 @@ impl GroundCore {
             jobs,
             options: self.config.planner,
         };
-        let mut outcome = odc_planner::plan(&snapshot);
+        Some(PlanTask {
+            based_on: self.plan.as_ref().map(|p| p.id),
+            jobs: snapshot.jobs.len(),
+            reason: reason.to_string(),
+            snapshot,
+        })
+    }
+
+    /// Puts a plan made from `task` in force, as of `now`. What changed since the snapshot is kept: a job that
+    /// moved on (sent, run, cancelled) keeps its state, a job submitted meanwhile waits for the next replan.
+    /// A task made before another plan came into force is dropped and a replan asked for.
+    pub fn commit_plan(&mut self, task: PlanTask, outcome: odc_planner::PlanOutcome, now: Instant) {
+        if self.planning_in_flight != Some(task.snapshot.plan_id) {
+            return;
+        }
+        self.planning_in_flight = None;
+        if task.based_on != self.plan.as_ref().map(|p| p.id) {
+            self.want_replan(now, "a plan came into force while planning");
+            return;
+        }
+        let mut outcome = outcome;
         if outcome.plan.generation <= self.generation_floor {
             outcome.plan.generation = self.generation_floor + 1;
         }
@@ -653,9 +732,9 @@ impl GroundCore {
         self.replans.push(ReplanRecord {
             at: now,
             generation: outcome.plan.generation,
-            jobs: snapshot.jobs.len(),
+            jobs: task.jobs,
             planned: outcome.jobs.len(),
-            reason: reason.to_string(),
+            reason: task.reason,
         });
         self.plan = Some(outcome.plan);
         self.planned_on.clear();
@@ -1547,7 +1626,9 @@ impl GroundCore {
     /// A held job is durable: plans may take it from now on.
     pub fn confirm(&mut self, id: JobId, now: Instant) {
         if self.held.remove(&id) {
-            self.want_replan(now, "new job");
+            // As any new job: planned at the next replan, at most `replan_every` away (a burst of submissions
+            // must not make every minute a full replan).
+            self.want_replan(now + self.config.replan_every, "new jobs");
         }
     }
 

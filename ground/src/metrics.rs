@@ -35,6 +35,8 @@ pub struct ApiMetrics {
     pub commit_failing: std::sync::atomic::AtomicBool,
     /// Records the writer could not store at all (refused by name; not retried).
     pub unstorable: AtomicU64,
+    /// Seconds the last replan took off the core (an f64's bits).
+    pub plan_seconds: AtomicU64,
 }
 
 impl ApiMetrics {
@@ -109,6 +111,40 @@ impl ApiMetrics {
             "# HELP odc_ground_store_failures_total Failed attempts to store a delivered result.\n# TYPE odc_ground_store_failures_total counter\nodc_ground_store_failures_total {}\n# HELP odc_ground_log_lines_dropped_total Log lines that could not be written.\n# TYPE odc_ground_log_lines_dropped_total counter\nodc_ground_log_lines_dropped_total {}",
             self.store_failures.load(Ordering::Relaxed),
             crate::logs::dropped()
+        );
+        let http = crate::http::counters();
+        for (name, help, v) in [
+            (
+                "odc_ground_http_connections_refused_total",
+                "Connections closed at once: the server was at its connection cap.",
+                http.connections_refused.load(Ordering::Relaxed),
+            ),
+            (
+                "odc_ground_http_connections_refused_address_total",
+                "Connections closed at once: their address was at its cap.",
+                http.connections_refused_address.load(Ordering::Relaxed),
+            ),
+            (
+                "odc_ground_http_requests_shed_total",
+                "Requests answered 503 overloaded: the server was handling its most.",
+                http.requests_shed.load(Ordering::Relaxed),
+            ),
+            (
+                "odc_ground_http_requests_timed_out_total",
+                "Requests that ran past their time limit.",
+                http.requests_timed_out.load(Ordering::Relaxed),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP odc_ground_http_connections_open Connections open now.\n# TYPE odc_ground_http_connections_open gauge\nodc_ground_http_connections_open {}\n# HELP odc_ground_last_replan_seconds Wall time the last replan took (off the core's lock).\n# TYPE odc_ground_last_replan_seconds gauge\nodc_ground_last_replan_seconds {}",
+            http.connections_open.load(Ordering::Relaxed),
+            f64::from_bits(self.plan_seconds.load(Ordering::Relaxed))
         );
     }
 }

@@ -320,6 +320,8 @@ pub struct Ground<S: Store> {
     storing: Arc<Mutex<std::collections::HashSet<JobId>>>,
     /// The highest plan generation handed to the writer task (which stores it).
     generation_out: std::sync::atomic::AtomicU64,
+    /// The core's gauges as last read for `/metrics`, and when.
+    core_metrics: Mutex<Option<(std::time::Instant, String)>>,
     /// Records the store set aside because they did not decode (each is alarmed).
     quarantined: Mutex<Vec<crate::store::Quarantined>>,
     /// The body limits of the router serving this ground, for the errors that name them.
@@ -357,6 +359,8 @@ impl<S: Store> Ground<S> {
             storing.clone(),
             out_rx,
         ));
+        let mut core = core;
+        core.plan_in_background(true);
         Ok(Arc::new(Ground {
             core: Mutex::new(core),
             store,
@@ -373,6 +377,7 @@ impl<S: Store> Ground<S> {
             generation_out: std::sync::atomic::AtomicU64::new(0),
             body_limits: std::sync::OnceLock::new(),
             quarantined: Mutex::new(quarantined),
+            core_metrics: Mutex::new(None),
         }))
     }
 
@@ -536,11 +541,40 @@ impl<S: Store> Ground<S> {
         &self.store
     }
 
-    /// Time passes: the core expires and replans; what it produced goes out (results stored, then messages).
+    /// Time passes: the core expires jobs and, when a replan is due, hands out a snapshot that is planned here
+    /// off the async threads and without the core's lock (requests and node contacts go on meanwhile), then put
+    /// in force under a short lock. What the core produced goes out (results stored, then messages).
     pub async fn tick(&self, now: Instant) {
-        let out = {
+        let (out, task) = {
             let mut core = relock(&self.core);
             core.tick(now);
+            (self.drain(&mut core), core.take_plan_task())
+        };
+        self.send_out(out);
+        let Some(task) = task else {
+            return;
+        };
+        let plan_id = task.snapshot.plan_id;
+        let started = std::time::Instant::now();
+        let planned = tokio::task::spawn_blocking(move || {
+            let outcome = odc_planner::plan(&task.snapshot);
+            (task, outcome)
+        })
+        .await;
+        let out = {
+            let mut core = relock(&self.core);
+            match planned {
+                Ok((task, outcome)) => {
+                    core.commit_plan(task, outcome, self.clock.now());
+                    self.metrics
+                        .plan_seconds
+                        .store(started.elapsed().as_secs_f64().to_bits(), Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the planner failed; a replan is asked for again");
+                    core.abandon_plan(plan_id, self.clock.now());
+                }
+            }
             self.drain(&mut core)
         };
         self.send_out(out);
@@ -1028,6 +1062,28 @@ async fn track<S: Store>(
 /// Prometheus text exposition: jobs by state, tenants, plan generation and replans (read from the core now),
 /// API requests and latency, group commits.
 async fn metrics<S: Store>(State(g): State<Arc<Ground<S>>>) -> Result<Response, ApiError> {
+    let mut out = {
+        // What is read from the core is read at most once per `CORE_METRICS_EVERY`, however many scrape: a scrape
+        // then costs a copy of text, and the core's lock is not taken for it.
+        let mut cached = relock(&g.core_metrics);
+        match &*cached {
+            Some((at, text)) if at.elapsed() < CORE_METRICS_EVERY => text.clone(),
+            _ => {
+                let text = core_metrics(&g)?;
+                *cached = Some((std::time::Instant::now(), text.clone()));
+                text
+            }
+        }
+    };
+    g.metrics.render(&mut out);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// How often `/metrics` reads the core at most.
+const CORE_METRICS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The gauges read from the core (jobs by state, tenants, contacts, relays, lost nodes, alarms, plans).
+fn core_metrics<S: Store>(g: &Ground<S>) -> Result<String, ApiError> {
     let mut out = String::new();
     {
         let core = g.core()?;
@@ -1107,8 +1163,7 @@ async fn metrics<S: Store>(State(g): State<Arc<Ground<S>>>) -> Result<Response, 
             &[(String::new(), core.replans().len() as f64)],
         );
     }
-    g.metrics.render(&mut out);
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+    Ok(out)
 }
 
 /// One audit entry as an operator reads it.

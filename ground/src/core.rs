@@ -553,6 +553,11 @@ impl GroundCore {
         }
     }
 
+    /// Asks for a full replan at `now` (or a minute after the last one).
+    pub fn request_replan(&mut self, now: Instant, reason: &str) {
+        self.want_replan(now, reason);
+    }
+
     /// Plans off the caller's thread from now on: [`GroundCore::tick`] no longer plans when a replan is due but
     /// readies a [`PlanTask`] (taken with [`GroundCore::take_plan_task`]) for the service to run elsewhere and
     /// hand back with [`GroundCore::commit_plan`]. The twin and tests keep planning inline.

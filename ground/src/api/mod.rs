@@ -580,6 +580,12 @@ impl<S: Store> Ground<S> {
         self.send_out(out);
     }
 
+    /// Asks for a full replan at the next tick (at most one a minute, as every replan).
+    pub fn replan_soon(&self, reason: &str) {
+        let now = self.clock.now();
+        relock(&self.core).request_replan(now, reason);
+    }
+
     /// Takes everything the core has for the outside, noting (under the core's lock, so no request sees the job
     /// delivered first) which results are still to be stored.
     fn drain(&self, core: &mut GroundCore) -> Outbound {

@@ -96,6 +96,17 @@ fn the_ground_killed_and_restarted_while_nodes_link_loses_nothing() {
         "3",
     ]);
     assert_eq!(count(&v, "ground_kills"), 3, "{v}");
+    // Plan generations keep growing across the ground's restarts: the restarted ground plans above all it issued
+    // before, and no node holds a plan numbered above the ground's (a ground counting from 1 again would be
+    // below the nodes' plans, and they would refuse its own).
+    let before = count(&v, "generation_before_restart");
+    assert!(before > 0, "{v}");
+    assert!(count(&v, "ground_generation") > before, "{v}");
+    assert!(count(&v, "node_generation_max") >= 1, "{v}");
+    assert!(
+        count(&v, "node_generation_max") <= count(&v, "ground_generation"),
+        "{v}"
+    );
     // The restarted ground remembers where each input went: no job is sent to a second node to run again.
     assert_eq!(count(&v, "node_jobs"), 48, "{v}");
     assert_eq!(count(&v, "delivered"), 48, "{v}");

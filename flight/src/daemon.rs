@@ -122,6 +122,8 @@ pub struct FlightGauges {
     pub batches: (u64, u64),
     /// The node's incarnation (restarts so far, plus one).
     pub incarnation: u64,
+    /// The generation of the plan the node applied last (it applies only newer ones).
+    pub plan_generation: u64,
 }
 
 impl FlightGauges {
@@ -216,6 +218,11 @@ impl FlightGauges {
             "odc_flight_incarnation",
             "Restarts so far, plus one.",
             self.incarnation as f64,
+        );
+        metric(
+            "odc_flight_plan_generation",
+            "Generation of the plan applied last.",
+            self.plan_generation as f64,
         );
         let _ = writeln!(
             out,
@@ -569,6 +576,7 @@ pub async fn run(
         stats.relay_forged = core.relay_forged();
         stats.in_contact = peers.get(&Peer::Ground).is_some_and(|l| l.active);
         stats.incarnation = core.durable().incarnation;
+        stats.plan_generation = core.durable().gate.applied_generation;
         if let Ok(mut g) = gauges.lock() {
             *g = stats.clone();
         }

@@ -115,8 +115,16 @@ async fn phase(addr: std::net::SocketAddr, clients: usize, seconds: f64, tag: &s
     usage.sort();
     submit.sort();
     Phase {
-        usage: (percentile(&usage, 0.5), percentile(&usage, 0.99), usage.len()),
-        submit: (percentile(&submit, 0.5), percentile(&submit, 0.99), submit.len()),
+        usage: (
+            percentile(&usage, 0.5),
+            percentile(&usage, 0.99),
+            usage.len(),
+        ),
+        submit: (
+            percentile(&submit, 0.5),
+            percentile(&submit, 0.99),
+            submit.len(),
+        ),
         failed,
     }
 }
@@ -208,8 +216,13 @@ async fn main() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
-        let _ = odc_ground::http::serve(listener, app, &HttpLimits::default(), std::future::pending())
-            .await;
+        let _ = odc_ground::http::serve(
+            listener,
+            app,
+            &HttpLimits::default(),
+            std::future::pending(),
+        )
+        .await;
     });
     // The first plan, so every later replan starts from one.
     ground.replan_soon("bench");
@@ -225,7 +238,12 @@ async fn main() {
     let replans = Arc::new(AtomicU64::new(0));
     let scrapes = Arc::new(AtomicU64::new(0));
     {
-        let (ground, clock, on, n) = (ground.clone(), clock.clone(), replanning.clone(), replans.clone());
+        let (ground, clock, on, n) = (
+            ground.clone(),
+            clock.clone(),
+            replanning.clone(),
+            replans.clone(),
+        );
         tokio::spawn(async move {
             loop {
                 if on.load(Ordering::Relaxed) {
@@ -245,7 +263,8 @@ async fn main() {
         tokio::spawn(async move {
             let mut s = TcpStream::connect(addr).await.expect("connect");
             let mut buf = Vec::new();
-            let req = b"GET /metrics HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer op-token\r\n\r\n";
+            let req =
+                b"GET /metrics HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer op-token\r\n\r\n";
             loop {
                 if on.load(Ordering::Relaxed) {
                     if call(&mut s, &mut buf, req).await == 200 {
@@ -268,7 +287,10 @@ async fn main() {
     ] {
         replanning.store(replan, Ordering::Relaxed);
         scraping.store(scrape, Ordering::Relaxed);
-        let (r0, s0) = (replans.load(Ordering::Relaxed), scrapes.load(Ordering::Relaxed));
+        let (r0, s0) = (
+            replans.load(Ordering::Relaxed),
+            scrapes.load(Ordering::Relaxed),
+        );
         let p = phase(addr, clients, seconds, name).await;
         replanning.store(false, Ordering::Relaxed);
         scraping.store(false, Ordering::Relaxed);

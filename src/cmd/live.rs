@@ -153,6 +153,12 @@ pub struct LiveOutcome {
     pub telemetry_reports: usize,
     /// Messages the daemons received from neighbours over ISLs (their metrics; since their last start).
     pub isl_messages: u64,
+    /// The highest plan generation the ground had issued before it was last killed (0 without ground kills).
+    pub generation_before_restart: u64,
+    /// The highest plan generation any daemon had applied at the end.
+    pub node_generation_max: u64,
+    /// The generation of the ground's plan in force at the end.
+    pub ground_generation: u64,
 }
 
 /// Runs the live demo.
@@ -432,6 +438,17 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
             next_kill = Instant::now() + kill_gap(&mut rng, args.kill_every_ms);
         }
         if outcome.ground_kills < args.ground_kills && Instant::now() >= next_ground_kill {
+            // The generation the ground issued last before it dies (as its metrics said it, a few seconds
+            // old at most): the restarted ground must plan above it for the nodes to take its plans.
+            if let Ok(m) = operator.call("GET", "/metrics", None) {
+                let text = String::from_utf8_lossy(&m.body);
+                let issued = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("odc_ground_plan_generation "))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .map_or(0, |v| v as u64);
+                outcome.generation_before_restart = outcome.generation_before_restart.max(issued);
+            }
             ground.kill9();
             outcome.ground_kills += 1;
             ground = Proc::spawn(&exe, dir, "ground", &["ground", "--config", "ground.toml"])?;
@@ -540,6 +557,7 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
             .map_or(0, |v| v as u64)
     };
     outcome.contacts = figure("odc_ground_contacts_total ");
+    outcome.ground_generation = figure("odc_ground_plan_generation ");
     outcome.relayed = (
         figure("odc_ground_relayed{what=\"inputs\"} "),
         figure("odc_ground_relayed{what=\"results\"} "),
@@ -559,6 +577,9 @@ fn live(args: &LiveArgs, dir: &Path) -> anyhow::Result<LiveOutcome> {
                     outcome.node_state_of_charge.min(value.unwrap_or(-1.0));
             } else if line.starts_with("odc_flight_jobs{") {
                 outcome.node_jobs += value.unwrap_or(0.0) as u64;
+            } else if line.starts_with("odc_flight_plan_generation{") {
+                outcome.node_generation_max =
+                    outcome.node_generation_max.max(value.unwrap_or(0.0) as u64);
             } else if line.starts_with("odc_flight_isl_messages_total{") {
                 outcome.isl_messages += value.unwrap_or(0.0) as u64;
             }

@@ -49,6 +49,62 @@ pub struct TenantRecord {
     pub token_hash: [u8; 32],
 }
 
+/// What an operator may do: each role may do what the ones before it may.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads the operator views (nodes, plan, alarms, audit, tenants, metrics).
+    Viewer,
+    /// Also changes the fleet (stations, element sets) and tenants' accounts.
+    Operator,
+    /// Also creates operators and replaces their tokens.
+    Admin,
+}
+
+impl Role {
+    /// Its name, as stored and shown.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// The role with this name.
+    pub fn from_name(name: &str) -> Option<Role> {
+        match name {
+            "viewer" => Some(Role::Viewer),
+            "operator" => Some(Role::Operator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// An operator's account as stored: its name, its role and the hash of its token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperatorRecord {
+    /// Its name, as the audit log names it.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// BLAKE3 of its bearer token.
+    pub token_hash: [u8; 32],
+}
+
 /// One job to write: its record, and its input while the ground still holds it (`None` leaves the stored input
 /// as it is; `Some(empty)` drops it).
 #[derive(Debug, Clone)]
@@ -178,6 +234,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// A named counter (0 if never raised).
     fn counter(&self, name: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Creates or replaces an operator account (its role and token hash) with its audit entries, in one
+    /// transaction.
+    fn put_operator(
+        &self,
+        record: &OperatorRecord,
+        audit: &[AuditEntry],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Every operator account.
+    fn operators(&self) -> impl Future<Output = Result<Vec<OperatorRecord>, StoreError>> + Send;
     /// Records set aside because they no longer decoded (reading them moved them out of the way, so one damaged
     /// record never stops the ground from starting): what operators are alarmed about.
     fn quarantined(&self) -> impl Future<Output = Result<Vec<Quarantined>, StoreError>> + Send;
@@ -233,6 +298,11 @@ const SCHEMA: &[&str] = &[
         job TEXT NOT NULL,
         fingerprint BLOB,
         PRIMARY KEY (tenant, key)
+    )",
+    "CREATE TABLE IF NOT EXISTS operators (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        token_hash BLOB NOT NULL UNIQUE
     )",
     "CREATE TABLE IF NOT EXISTS quarantine (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -757,6 +827,52 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(value.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
+    }
+
+    async fn put_operator(
+        &self,
+        record: &OperatorRecord,
+        audit: &[AuditEntry],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO operators (name, role, token_hash) VALUES (?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET role = excluded.role, token_hash = excluded.token_hash",
+        )
+        .bind(&record.name)
+        .bind(record.role.name())
+        .bind(record.token_hash.to_vec())
+        .execute(&mut *tx)
+        .await?;
+        for a in audit {
+            insert_audit(a).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn operators(&self) -> Result<Vec<OperatorRecord>, StoreError> {
+        let rows = sqlx::query("SELECT name, role, token_hash FROM operators ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let name: String = row.try_get("name")?;
+            let role: String = row.try_get("role")?;
+            let hash: Vec<u8> = row.try_get("token_hash")?;
+            let (Some(role), Ok(token_hash)) = (Role::from_name(&role), <[u8; 32]>::try_from(hash))
+            else {
+                // Left out (the account cannot sign in) and said, rather than refusing to start.
+                tracing::error!(operator = %name, "an operator account's role or token hash is unreadable; left out");
+                continue;
+            };
+            out.push(OperatorRecord {
+                name,
+                role,
+                token_hash,
+            });
+        }
+        Ok(out)
     }
 
     async fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {

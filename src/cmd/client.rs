@@ -150,6 +150,23 @@ enum OpsCommand {
     },
     /// Lists tenants with their usage.
     Tenants,
+    /// Creates a named operator account and prints its token (shown once); takes an admin's token.
+    OperatorCreate {
+        /// Its name (lower-case letters, digits, '.', '_', '-').
+        #[arg(long)]
+        name: String,
+        /// viewer (reads), operator (also changes the fleet and tenants) or admin (also manages operators).
+        #[arg(long)]
+        role: String,
+    },
+    /// Gives an operator a new token (printed once); its old token is refused from then on.
+    OperatorToken {
+        /// The operator's name.
+        #[arg(long)]
+        name: String,
+    },
+    /// Lists operator accounts with their roles.
+    Operators,
     /// Every node: contact, last telemetry, open jobs, next pass, passes missed.
     Nodes,
     /// A node's recent telemetry, oldest first.
@@ -536,6 +553,14 @@ pub fn ops(args: OpsArgs) -> anyhow::Result<()> {
             print(&c.json("POST", &format!("/v1/ops/tenants/{tenant}/token"), None)?)
         }
         OpsCommand::Tenants => print(&c.json("GET", "/v1/ops/tenants", None)?),
+        OpsCommand::OperatorCreate { name, role } => {
+            let body = serde_json::json!({ "name": name, "role": role }).to_string();
+            print(&c.json("POST", "/v1/ops/operators", Some(&body))?);
+        }
+        OpsCommand::OperatorToken { name } => {
+            print(&c.json("POST", &format!("/v1/ops/operators/{name}/token"), None)?)
+        }
+        OpsCommand::Operators => print(&c.json("GET", "/v1/ops/operators", None)?),
         OpsCommand::Nodes => print(&c.json("GET", "/v1/ops/nodes", None)?),
         OpsCommand::Alarms => print(&c.json("GET", "/v1/ops/alarms", None)?),
         OpsCommand::Telemetry { node } => {

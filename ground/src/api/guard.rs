@@ -68,7 +68,7 @@ async fn authenticate<S: Store>(
         Err(e) => return e.into_response(),
     };
     match (needs, who) {
-        (Needs::Tenant, Principal::Operator) => ApiError::new(
+        (Needs::Tenant, Principal::Operator(_)) => ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "tenant endpoints take a tenant's token",
@@ -209,6 +209,14 @@ pub fn router_with<S: Store>(ground: Arc<Ground<S>>, limits: &HttpLimits) -> Rou
         )
         .route("/v1/ops/tenants/{id}", patch(update_tenant::<S>))
         .route("/v1/ops/tenants/{id}/token", post(rotate_token::<S>))
+        .route(
+            "/v1/ops/operators",
+            post(super::operators::create_operator::<S>).get(super::operators::list_operators::<S>),
+        )
+        .route(
+            "/v1/ops/operators/{name}/token",
+            post(super::operators::rotate_operator_token::<S>),
+        )
         .route("/v1/ops/audit", get(audit::<S>))
         .route("/v1/ops/plan", get(plan::<S>))
         .route("/v1/ops/nodes", get(nodes::<S>))

@@ -8,15 +8,17 @@
 
 mod doc;
 mod guard;
+mod operators;
 
 pub use guard::router_with;
+pub use operators::{NewOperator, OperatorToken, OperatorView};
 
 use crate::core::{Alarm, GroundCore, NodeStatus, Severity, SubmitError};
 use crate::dispatch::{Links, NodeSide};
 use crate::http::HttpLimits;
 use crate::metrics::{ApiMetrics, gauge};
 use crate::orbits::{OrbitBook, OrbitUpload};
-use crate::store::{AuditEntry, DeliveryWrite, JobWrite, Store, StoreError, TenantRecord};
+use crate::store::{AuditEntry, DeliveryWrite, JobWrite, Role, Store, StoreError, TenantRecord};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
@@ -43,13 +45,32 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 90 << 20;
 const MAX_BATCH: usize = 512;
 
 /// Who is calling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     /// A tenant.
     Tenant(TenantId),
-    /// An operator.
-    Operator,
+    /// A named operator with its role.
+    Operator(Operator),
 }
+
+/// An operator as a request names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    /// Its name (the audit log's `operator:<name>`).
+    pub name: Arc<str>,
+    /// What it may do.
+    pub role: Role,
+}
+
+impl Operator {
+    /// How the audit log names it.
+    fn who(&self) -> String {
+        format!("operator:{}", self.name)
+    }
+}
+
+/// The name the bootstrap operator token (the service's operator token file) signs in as, with the admin role.
+pub const BOOTSTRAP_OPERATOR: &str = "admin";
 
 /// The hash under which a bearer token is kept.
 pub fn token_hash(token: &str) -> [u8; 32] {
@@ -344,7 +365,22 @@ impl<S: Store> Ground<S> {
             principals.insert(t.token_hash, Principal::Tenant(t.tenant.id));
         }
         for h in operator_token_hashes {
-            principals.insert(*h, Principal::Operator);
+            principals.insert(
+                *h,
+                Principal::Operator(Operator {
+                    name: BOOTSTRAP_OPERATOR.into(),
+                    role: Role::Admin,
+                }),
+            );
+        }
+        for o in store.operators().await? {
+            principals.insert(
+                o.token_hash,
+                Principal::Operator(Operator {
+                    name: o.name.as_str().into(),
+                    role: o.role,
+                }),
+            );
         }
         let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
         let metrics = Arc::new(ApiMetrics::default());
@@ -638,14 +674,14 @@ impl<S: Store> Ground<S> {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&token_hash(token.trim()))
-            .copied()
+            .cloned()
             .ok_or_else(|| unauthenticated("the token is not valid"))
     }
 
     fn tenant_caller(&self, headers: &HeaderMap) -> Result<TenantId, ApiError> {
         match self.caller(headers)? {
             Principal::Tenant(t) => Ok(t),
-            Principal::Operator => Err(ApiError::new(
+            Principal::Operator(_) => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "tenant endpoints take a tenant's token",
@@ -761,15 +797,31 @@ pub struct TenantView {
 }
 
 impl<S: Store> Ground<S> {
-    fn operator_caller(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    /// The calling operator, if its role is at least `role`.
+    fn operator_with(&self, headers: &HeaderMap, role: Role) -> Result<Operator, ApiError> {
         match self.caller(headers)? {
-            Principal::Operator => Ok(()),
+            Principal::Operator(o) if o.role >= role => Ok(o),
+            Principal::Operator(o) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "this takes an operator with the {} role; {} is a {}",
+                    role.name(),
+                    o.name,
+                    o.role.name()
+                ),
+            )),
             Principal::Tenant(_) => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "operator endpoints take an operator's token",
             )),
         }
+    }
+
+    /// The calling operator, any role: what reads take.
+    fn operator_caller(&self, headers: &HeaderMap) -> Result<Operator, ApiError> {
+        self.operator_with(headers, Role::Viewer)
     }
 }
 
@@ -805,7 +857,7 @@ async fn create_tenant<S: Store>(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<CreatedTenant>), ApiError> {
-    g.operator_caller(&headers)?;
+    let who = g.operator_with(&headers, Role::Operator)?;
     let req: NewTenant =
         parse_object(&body).map_err(|e| bad_request(format!("the body is not a tenant: {e}")))?;
     check_name(&req.name)?;
@@ -827,7 +879,7 @@ async fn create_tenant<S: Store>(
             tenant: tenant.clone(),
             token_hash: token_hash(&token),
         },
-        &[operator_action(now, "tenant.create", tenant.id)],
+        &[operator_action(now, &who, "tenant.create", tenant.id)],
     )
     .await
     .map_err(ApiError::store)?;
@@ -836,10 +888,10 @@ async fn create_tenant<S: Store>(
 }
 
 /// An audit entry for an operator's change to a tenant.
-fn operator_action(at: Instant, action: &str, tenant: TenantId) -> AuditEntry {
+fn operator_action(at: Instant, who: &Operator, action: &str, tenant: TenantId) -> AuditEntry {
     AuditEntry {
         at,
-        who: "operator".into(),
+        who: who.who(),
         action: action.into(),
         target: tenant.to_string(),
     }
@@ -957,7 +1009,7 @@ async fn update_tenant<S: Store>(
     Path(id): Path<String>,
     Body(body): Body,
 ) -> Result<Json<TenantView>, ApiError> {
-    g.operator_caller(&headers)?;
+    let who = g.operator_with(&headers, Role::Operator)?;
     let change: TenantChange = parse_object(&body)
         .map_err(|e| bad_request(format!("the body is not a tenant change: {e}")))?;
     let _one_change = g.tenant_admin.lock().await;
@@ -971,7 +1023,7 @@ async fn update_tenant<S: Store>(
                 tenant: tenant.clone(),
                 token_hash: hash,
             },
-            &[operator_action(now, "tenant.update", tenant.id)],
+            &[operator_action(now, &who, "tenant.update", tenant.id)],
         )
         .await
         .map_err(ApiError::store)?;
@@ -991,7 +1043,7 @@ async fn rotate_token<S: Store>(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<CreatedTenant>, ApiError> {
-    g.operator_caller(&headers)?;
+    let who = g.operator_with(&headers, Role::Operator)?;
     let _one_change = g.tenant_admin.lock().await;
     let (tenant, _) = g.tenant_account(&id)?;
     let token = new_token();
@@ -1001,7 +1053,7 @@ async fn rotate_token<S: Store>(
             tenant: tenant.clone(),
             token_hash: token_hash(&token),
         },
-        &[operator_action(now, "tenant.token_rotate", tenant.id)],
+        &[operator_action(now, &who, "tenant.token_rotate", tenant.id)],
     )
     .await
     .map_err(ApiError::store)?;
@@ -1342,7 +1394,7 @@ async fn station_status<S: Store>(
     Path(id): Path<String>,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    g.operator_caller(&headers)?;
+    let who = g.operator_with(&headers, Role::Operator)?;
     let change: StationStatus = parse_object(&body)
         .map_err(|e| bad_request(format!("the body is not a station status: {e}")))?;
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such station");
@@ -1362,7 +1414,7 @@ async fn station_status<S: Store>(
             if change.up { "up" } else { "down" },
             &AuditEntry {
                 at: now,
-                who: "operator".into(),
+                who: who.who(),
                 action: if change.up {
                     "station.up"
                 } else {
@@ -1425,7 +1477,7 @@ async fn upload_orbits<S: Store>(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Json<OrbitUpload>, ApiError> {
-    g.operator_caller(&headers)?;
+    let who = g.operator_with(&headers, Role::Operator)?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| bad_request("the body is not UTF-8 text (TLE or OMM JSON)"))?;
     let now = g.clock.now();
@@ -1448,7 +1500,7 @@ async fn upload_orbits<S: Store>(
             text,
             &AuditEntry {
                 at: now,
-                who: "operator".into(),
+                who: who.who(),
                 action: "orbits.upload".into(),
                 target: format!("{} element set(s)", parsed.catalog.satellites.len()),
             },
@@ -1483,7 +1535,7 @@ async fn console() -> Response {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "odc ground", description = "Tenant and operator APIs of the odc control plane."),
-    paths(submit, upload, list, status, cancel, result, usage, create_tenant, list_tenants, update_tenant, rotate_token, audit, plan, nodes, alarms, stations, station_status, orbits, upload_orbits, telemetry),
+    paths(submit, upload, list, status, cancel, result, usage, create_tenant, list_tenants, update_tenant, rotate_token, operators::create_operator, operators::list_operators, operators::rotate_operator_token, audit, plan, nodes, alarms, stations, station_status, orbits, upload_orbits, telemetry),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -320,6 +320,19 @@ impl Store for FlakyStore {
     ) -> Result<Vec<odc_ground::store::Quarantined>, odc_ground::store::StoreError> {
         self.inner.quarantined().await
     }
+    async fn put_operator(
+        &self,
+        record: &odc_ground::store::OperatorRecord,
+        audit: &[odc_ground::store::AuditEntry],
+    ) -> Result<(), odc_ground::store::StoreError> {
+        self.check()?;
+        self.inner.put_operator(record, audit).await
+    }
+    async fn operators(
+        &self,
+    ) -> Result<Vec<odc_ground::store::OperatorRecord>, odc_ground::store::StoreError> {
+        self.inner.operators().await
+    }
 }
 
 /// The API over a [`FlakyStore`] (tenants a and b, the operator token, these passes), with its switches and clock.

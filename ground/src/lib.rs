@@ -4,7 +4,8 @@
 //! they keep on disk. The digital twin drives the same core in simulated time.
 
 pub mod api;
-pub mod core;
+/// The pure ground core, in a crate of its own (no IO dependencies) so the twin depends on it alone.
+pub use odc_ground_core as core;
 pub mod dispatch;
 pub mod http;
 pub mod logs;

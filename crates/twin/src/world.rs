@@ -15,7 +15,7 @@ use crate::scenario::{BackendKind, TwinConfig, TwinError};
 use odc_accel::{Accelerator, JobInput};
 use odc_budget::{Illumination, NodeModel, ZERO_CELSIUS_K};
 use odc_flight::{Action, FlightCore, GovernorConfig, RunOutput, Sensors};
-use odc_ground::{GroundConfig, GroundCore, NodeInfo};
+use odc_ground_core::{GroundConfig, GroundCore, NodeInfo};
 use odc_link::session::{Event as LinkEvent, Priority, Session, SessionConfig};
 use odc_model::id::{JobId, ModelId, SplitMix64, TenantId};
 use odc_model::job::{BlobRef, JobSpec, JobState, Priority as JobPriority};

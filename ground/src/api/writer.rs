@@ -1,0 +1,152 @@
+//! The writers between the core and the store: group commits of submissions, then what the core produced (job records, results) stored before the messages behind them leave.
+
+use super::*;
+
+pub(crate) struct Pending {
+    pub(crate) write: JobWrite,
+    pub(crate) audit: AuditEntry,
+    pub(crate) done: oneshot::Sender<Result<(), String>>,
+}
+
+/// What the core produced that must leave it: results to store, then messages for nodes (in that order: a node
+/// hears that its result arrived only once the result is durable).
+#[derive(Default)]
+pub(crate) struct Outbound {
+    /// Job records a restart must not forget (an input sent, a node's report, an expiry).
+    pub(crate) jobs: Vec<Job>,
+    pub(crate) deliveries: Vec<DeliveryWrite>,
+    pub(crate) messages: Vec<(NodeId, Envelope)>,
+    /// The highest plan generation issued: stored before any message that may carry it leaves.
+    pub(crate) generation: u64,
+}
+
+impl Outbound {
+    /// Takes everything the core has for the outside.
+    pub(crate) fn drain(core: &mut GroundCore) -> Outbound {
+        let mut out = Outbound {
+            jobs: core.take_dirty(),
+            generation: core.generation(),
+            ..Outbound::default()
+        };
+        while let Some(d) = core.poll_delivery() {
+            let job = core.job(d.job).cloned();
+            let usage = core.ledger().iter().rev().find(|r| r.job == d.job).cloned();
+            if let (Some(job), Some(usage)) = (job, usage) {
+                out.deliveries.push(DeliveryWrite {
+                    job,
+                    result: d.result,
+                    usage,
+                });
+            }
+        }
+        while let Some(m) = core.poll_outgoing() {
+            out.messages.push(m);
+        }
+        out
+    }
+}
+
+/// Commits queued writes in batches: one transaction for everything waiting, then every waiter is told.
+pub(crate) async fn commit_loop<S: Store>(
+    store: Arc<S>,
+    mut rx: mpsc::Receiver<Pending>,
+    metrics: Arc<ApiMetrics>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut writes = Vec::with_capacity(batch.len());
+        let mut audits = Vec::with_capacity(batch.len());
+        let mut waiters = Vec::with_capacity(batch.len());
+        for p in batch.drain(..) {
+            writes.push(p.write);
+            audits.push(p.audit);
+            waiters.push(p.done);
+        }
+        let outcome = store
+            .put_jobs(&writes, &audits)
+            .await
+            .map_err(|e| e.to_string());
+        metrics
+            .commit_failing
+            .store(outcome.is_err(), Ordering::Relaxed);
+        if outcome.is_ok() {
+            metrics.commits.fetch_add(1, Ordering::Relaxed);
+            metrics
+                .committed_jobs
+                .fetch_add(writes.len() as u64, Ordering::Relaxed);
+        }
+        for w in waiters {
+            let _ = w.send(outcome.clone());
+        }
+    }
+}
+
+/// Retries a write with a growing pause until the store takes it, raising `store_failing` meanwhile.
+pub(crate) async fn until_stored<F, W>(metrics: &ApiMetrics, what: &str, mut write: W)
+where
+    W: FnMut() -> F,
+    F: Future<Output = Result<(), StoreError>>,
+{
+    let mut pause = std::time::Duration::from_millis(50);
+    while let Err(e) = write().await {
+        if let StoreError::Unstorable { key, why } = &e {
+            // Retrying cannot help, and would hold up every write behind it.
+            metrics.unstorable.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(key, why, "{what} cannot be stored at all; left out");
+            break;
+        }
+        metrics.store_retrying.store(true, Ordering::Relaxed);
+        metrics.store_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(error = %e, "{what} could not be stored; retrying");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(5));
+    }
+    metrics.store_retrying.store(false, Ordering::Relaxed);
+}
+
+/// The writer of what the core produced: job records and each delivery are committed (retried, with a growing pause, until the
+/// store takes it), then the messages behind it go to their nodes.
+pub(crate) async fn outbound_loop<S: Store>(
+    store: Arc<S>,
+    links: Arc<Links>,
+    metrics: Arc<ApiMetrics>,
+    storing: Arc<Mutex<std::collections::HashSet<JobId>>>,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+) {
+    let mut generation_stored = 0;
+    while let Some(out) = rx.recv().await {
+        if out.generation > generation_stored {
+            // A restarted ground numbers its plans above this, so nodes that hold these plans take its next ones.
+            until_stored(&metrics, "the plan generation", || {
+                store.raise_counter(PLAN_GENERATION, out.generation)
+            })
+            .await;
+            generation_stored = out.generation;
+        }
+        if !out.jobs.is_empty() {
+            let writes: Vec<JobWrite> = out
+                .jobs
+                .iter()
+                .map(|job| JobWrite {
+                    job: job.clone(),
+                    input: None,
+                    fingerprint: None,
+                })
+                .collect();
+            until_stored(&metrics, "job records", || store.put_jobs(&writes, &[])).await;
+        }
+        if !out.deliveries.is_empty() {
+            until_stored(&metrics, "delivered results", || {
+                store.put_deliveries(&out.deliveries)
+            })
+            .await;
+            let mut s = relock(&storing);
+            for d in &out.deliveries {
+                s.remove(&d.job.id);
+            }
+        }
+        for (node, envelope) in &out.messages {
+            links.send(node, envelope);
+        }
+    }
+}

@@ -37,6 +37,8 @@ curl -sf -X POST "$base/v1/ops/tenants" -H "Authorization: Bearer $operator" -H 
     -d '{"name":"contract","quota":{"accelerator_s":1000,"energy_wh":100,"uplink_bytes":100000000,"downlink_bytes":100000000,"period":86400000}}' \
     -o "$work/tenant.json"
 tenant="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["token"])' "$work/tenant.json")"
+# Run from the scratch directory: schemathesis keeps a cache where it runs.
+cd "$work"
 for token in "$tenant" "$operator"; do
     "$tools/bin/schemathesis" --config-file "$root/scripts/schemathesis.toml" run "$base/openapi.json" \
         --checks all --header "Authorization: Bearer $token" --max-examples "$examples" \

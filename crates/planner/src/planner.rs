@@ -320,9 +320,10 @@ struct Candidate {
 /// The order in which jobs are placed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobOrder {
-    /// Priority, then weighted fair share, then deadline: the default.
+    /// Weighted fair share between tenants, priority then deadline within each: the default.
     Value,
-    /// Earliest deadline first: better when deadlines, not priorities, decide what fits.
+    /// Weighted fair share between tenants, earliest deadline first within each: better when deadlines, not
+    /// priorities, decide what fits.
     Deadline,
 }
 
@@ -597,28 +598,30 @@ impl Planner {
         planner
     }
 
-    /// Jobs to plan, most valuable first: those already on a node, then by priority, weighted fair share,
-    /// deadline and id.
+    /// Jobs to plan: those already on a node first; then, between tenants, by weighted fair share (the virtual
+    /// finish time of weighted fair queuing over each tenant's jobs), and within a tenant by priority then
+    /// deadline (value order) or by deadline then priority (deadline order). Priority never puts one tenant
+    /// before another's share: a tenant that marks everything 9, or gives everything an early deadline, gets its
+    /// share first, never another tenant's. The baseline orders by arrival alone.
     fn order_jobs(&self) -> Vec<JobId> {
-        if self.options.first_come_first_served || self.job_order == JobOrder::Deadline {
-            // Jobs already on a node first, then the rest by arrival (the baseline) or by deadline.
+        if self.options.first_come_first_served {
             let mut all: Vec<&Job> = self
                 .jobs
                 .values()
                 .filter(|j| matches!(j.state.rank(), Some(1..=6)))
                 .collect();
-            let by_arrival = self.options.first_come_first_served;
             all.sort_by_key(|j| {
                 let on_board = j.state.rank().is_some_and(|r| r >= 3);
-                let key = if by_arrival {
-                    j.submitted_at
-                } else {
-                    j.spec.deadline
-                };
-                (!on_board, key, std::cmp::Reverse(j.spec.priority), j.id)
+                (
+                    !on_board,
+                    j.submitted_at,
+                    std::cmp::Reverse(j.spec.priority),
+                    j.id,
+                )
             });
             return all.into_iter().map(|j| j.id).collect();
         }
+        let by_deadline = self.job_order == JobOrder::Deadline;
         let mut fixed = Vec::new();
         let mut per_tenant: BTreeMap<TenantId, Vec<&Job>> = BTreeMap::new();
         for job in self.jobs.values() {
@@ -631,11 +634,12 @@ impl Planner {
         fixed.sort_by_key(|j| (std::cmp::Reverse(j.spec.priority), j.spec.deadline, j.id));
         let mut keyed: Vec<(f64, Instant, JobId)> = Vec::new();
         for (tenant, mut jobs) in per_tenant {
-            // Priority orders a tenant's own jobs; between tenants only the weighted fair share counts, so a
-            // tenant that marks everything 9 gets its share first, never another tenant's.
-            jobs.sort_by_key(|j| (std::cmp::Reverse(j.spec.priority), j.spec.deadline, j.id));
+            if by_deadline {
+                jobs.sort_by_key(|j| (j.spec.deadline, std::cmp::Reverse(j.spec.priority), j.id));
+            } else {
+                jobs.sort_by_key(|j| (std::cmp::Reverse(j.spec.priority), j.spec.deadline, j.id));
+            }
             let weight = self.tenants.get(&tenant).map(|t| t.weight).unwrap_or(1.0);
-            // Virtual finish time of weighted fair queuing over all of the tenant's jobs.
             let mut cumulative = 0.0;
             for j in jobs {
                 cumulative += self.compute_estimate_s(j) / weight;

@@ -96,3 +96,52 @@ fn the_energy_quota_binds_as_accelerator_time_does() {
         "the other tenant is planned"
     );
 }
+
+#[test]
+fn early_deadlines_do_not_buy_a_tenant_more_than_its_share_either() {
+    for seed in [3, 5, 8] {
+        let mut s = snapshot(
+            seed,
+            Size {
+                nodes: 1,
+                stations: 1,
+                tenants: 2,
+                jobs: 160,
+                hours: 3,
+            },
+        );
+        let flooder = s.tenants[0].tenant.id;
+        // The other tenant's deadlines are all late; the flooder's stay as they were, so earliest-deadline-first
+        // alone would put every one of the flooder's jobs first.
+        let late = s.horizon_end;
+        for j in &mut s.jobs {
+            if j.spec.tenant == flooder {
+                j.spec.priority = Priority::new(9).expect("priority");
+            } else {
+                j.spec.deadline = late;
+            }
+        }
+        // Each of the planner's two orders, as either may be the plan kept.
+        for order in [
+            odc_planner::JobOrder::Value,
+            odc_planner::JobOrder::Deadline,
+        ] {
+            let outcome = odc_planner::Planner::with_order(&s, order).outcome();
+            let (mut f, mut o, mut largest) = (0u64, 0u64, 0u64);
+            for j in &s.jobs {
+                largest = largest.max(j.spec.input.size_bytes);
+                if outcome.jobs.contains_key(&j.id) {
+                    if j.spec.tenant == flooder {
+                        f += j.spec.input.size_bytes;
+                    } else {
+                        o += j.spec.input.size_bytes;
+                    }
+                }
+            }
+            assert!(
+                f <= o + 3 * largest,
+                "seed {seed}, {order:?}: {f} against {o} (largest job {largest})"
+            );
+        }
+    }
+}

@@ -283,3 +283,80 @@ async fn a_damaged_record_is_set_aside_and_alarmed_and_the_ground_still_starts()
     });
     assert!(found, "{alarms}");
 }
+
+#[tokio::test]
+async fn closed_jobs_leave_the_cores_memory_once_durable_and_are_still_served() {
+    let f = flaky(vec![pass()]).await;
+    let (api, clock) = (&f.api, f.clock.clone());
+    let delivered = submit(api, "token-a", "gone-from-memory").await;
+    let cancelled = submit(api, "token-a", "cancelled-too").await;
+    let (status, _) = call(
+        api,
+        "POST",
+        &format!("/v1/jobs/{}/cancel", cancelled.id),
+        Some("token-a"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let result = deliver_through_pass(&api.ground, &clock, delivered.id, 1).await;
+    poll_json(api, &format!("/v1/jobs/{}", delivered.id), "token-a", |v| {
+        v["state"] == "delivered"
+    })
+    .await;
+    // The next tick forgets what the writer made durable.
+    api.ground.tick(clock.now()).await;
+    let (_, body) = call(api, "GET", "/metrics", Some("token-op"), None).await;
+    let text = String::from_utf8_lossy(&body);
+    let held: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("odc_ground_jobs{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(held, 0.0, "the core holds no closed job:\n{text}");
+    // Still served from the store, to their owner: state, result, the same key.
+    let (_, body) = call(
+        api,
+        "GET",
+        &format!("/v1/jobs/{}", delivered.id),
+        Some("token-a"),
+        None,
+    )
+    .await;
+    let view: serde_json::Value = serde_json::from_slice(&body).expect("job");
+    assert_eq!(view["state"], "delivered");
+    let (status, body) = call(
+        api,
+        "GET",
+        &format!("/v1/jobs/{}/result", delivered.id),
+        Some("token-a"),
+        None,
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, result));
+    for (key, id) in [
+        ("gone-from-memory", delivered.id),
+        ("cancelled-too", cancelled.id),
+    ] {
+        let (status, body) = call(
+            api,
+            "POST",
+            "/v1/jobs",
+            Some("token-a"),
+            Some(submission(key, b"tile")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{key}");
+        let v: odc_ground::api::JobView = serde_json::from_slice(&body).expect("job");
+        assert_eq!(v.id, id, "{key}");
+    }
+    let (_, body) = call(api, "GET", "/v1/jobs", Some("token-a"), None).await;
+    let list: odc_ground::api::JobList = serde_json::from_slice(&body).expect("list");
+    assert_eq!(list.jobs.len(), 2);
+    // Billed once.
+    let a = f.a.id;
+    assert_eq!(
+        api.ground.store().usage_of(a).await.expect("usage").len(),
+        1
+    );
+}

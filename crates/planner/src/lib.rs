@@ -25,8 +25,9 @@ pub mod synthetic;
 pub use planner::{Change, JobOrder, JobPlan, LeftOutReason, PlanOutcome, PlanStats, Planner};
 pub use snapshot::{ContactWindow, IslWindow, NodeInput, PlannerOptions, Snapshot, TenantInput};
 
-/// Plans from scratch. Small snapshots are planned in two orders and the better plan kept (see
-/// [`PlannerOptions::portfolio_max_jobs`]).
+/// Plans from scratch. Small snapshots are planned in several orders and the most valuable fair plan kept (see
+/// [`PlannerOptions::portfolio_max_jobs`]): both fair-share orders always qualify, the priority-first order only
+/// when it gives no tenant more than its weighted share while another waits ([`PlanOutcome::shares_fairly`]).
 pub fn plan(snapshot: &Snapshot) -> PlanOutcome {
     let by_value = Planner::new(snapshot).outcome();
     if snapshot.options.first_come_first_served
@@ -34,10 +35,16 @@ pub fn plan(snapshot: &Snapshot) -> PlanOutcome {
     {
         return by_value;
     }
+    let mut best = by_value;
     let by_deadline = Planner::with_order(snapshot, JobOrder::Deadline).outcome();
-    if by_deadline.stats.weighted_delivered > by_value.stats.weighted_delivered + 1e-9 {
-        by_deadline
-    } else {
-        by_value
+    if by_deadline.stats.weighted_delivered > best.stats.weighted_delivered + 1e-9 {
+        best = by_deadline;
     }
+    let by_priority = Planner::with_order(snapshot, JobOrder::Priority).outcome();
+    if by_priority.stats.weighted_delivered > best.stats.weighted_delivered + 1e-9
+        && by_priority.shares_fairly(snapshot)
+    {
+        best = by_priority;
+    }
+    best
 }

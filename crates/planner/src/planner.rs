@@ -112,6 +112,42 @@ pub struct PlanOutcome {
 }
 
 impl PlanOutcome {
+    /// Whether the plan gives each tenant no more than its weighted share of accelerator time while another tenant
+    /// has jobs left out (one job's worth of slack: shares are made of whole jobs).
+    pub fn shares_fairly(&self, s: &Snapshot) -> bool {
+        let rate = |j: &Job| {
+            s.nodes
+                .iter()
+                .find_map(|n| n.spec.accelerator.models.get(&j.spec.model))
+                .map_or(1e6, |p| p.input_bytes_per_s.max(1.0))
+        };
+        let weight = |t: &TenantId| {
+            s.tenants
+                .iter()
+                .find(|x| &x.tenant.id == t)
+                .map_or(1.0, |x| f64::from(x.tenant.share_weight.max(1)))
+        };
+        let mut planned: BTreeMap<TenantId, f64> = BTreeMap::new();
+        let mut waiting: std::collections::BTreeSet<TenantId> = std::collections::BTreeSet::new();
+        let mut largest = 0.0f64;
+        for j in &s.jobs {
+            let cost = j.spec.input.size_bytes as f64 / rate(j);
+            largest = largest.max(cost);
+            if self.jobs.contains_key(&j.id) {
+                *planned.entry(j.spec.tenant).or_default() += cost / weight(&j.spec.tenant);
+            } else if self.left_out.contains_key(&j.id) {
+                waiting.insert(j.spec.tenant);
+                planned.entry(j.spec.tenant).or_default();
+            }
+        }
+        waiting.iter().all(|t| {
+            let mine = planned.get(t).copied().unwrap_or(0.0);
+            planned
+                .iter()
+                .all(|(u, theirs)| u == t || *theirs <= mine + largest / weight(u))
+        })
+    }
+
     /// A readable, deterministic listing of the plan: contacts, batches, routes and jobs left out. Snapshot
     /// tests compare it, so a change in behaviour shows as a diff.
     pub fn to_text(&self) -> String {
@@ -325,6 +361,11 @@ pub enum JobOrder {
     /// Weighted fair share between tenants, earliest deadline first within each: better when deadlines, not
     /// priorities, decide what fits.
     Deadline,
+    /// Priority first across tenants (fair share within each priority level): the most valuable plan when
+    /// priorities are spread across tenants, but one tenant marking everything 9 would take the fleet, so
+    /// [`crate::plan`] keeps such a plan only when it gives no tenant more than its share (see
+    /// [`PlanOutcome::shares_fairly`]).
+    Priority,
 }
 
 /// The planner's state: every resource and what is booked on it. Made from a snapshot; repaired by [`Change`]s.
@@ -622,6 +663,9 @@ impl Planner {
             return all.into_iter().map(|j| j.id).collect();
         }
         let by_deadline = self.job_order == JobOrder::Deadline;
+        if self.job_order == JobOrder::Priority {
+            return self.order_by_priority();
+        }
         let mut fixed = Vec::new();
         let mut per_tenant: BTreeMap<TenantId, Vec<&Job>> = BTreeMap::new();
         for job in self.jobs.values() {
@@ -651,6 +695,47 @@ impl Planner {
             .iter()
             .map(|j| j.id)
             .chain(keyed.into_iter().map(|k| k.2))
+            .collect()
+    }
+
+    /// Jobs on a node first, then by priority across tenants and weighted fair share within each priority level.
+    fn order_by_priority(&self) -> Vec<JobId> {
+        let mut fixed = Vec::new();
+        let mut per_tenant: BTreeMap<TenantId, Vec<&Job>> = BTreeMap::new();
+        for job in self.jobs.values() {
+            match job.state.rank() {
+                Some(1 | 2) => per_tenant.entry(job.spec.tenant).or_default().push(job),
+                Some(3..=6) => fixed.push(job),
+                _ => {}
+            }
+        }
+        fixed.sort_by_key(|j| (std::cmp::Reverse(j.spec.priority), j.spec.deadline, j.id));
+        let mut keyed: Vec<(std::cmp::Reverse<u8>, f64, Instant, JobId)> = Vec::new();
+        for (tenant, mut jobs) in per_tenant {
+            jobs.sort_by_key(|j| (std::cmp::Reverse(j.spec.priority), j.spec.deadline, j.id));
+            let weight = self.tenants.get(&tenant).map(|t| t.weight).unwrap_or(1.0);
+            let mut cumulative: BTreeMap<u8, f64> = BTreeMap::new();
+            for j in jobs {
+                let c = cumulative.entry(j.spec.priority.level()).or_default();
+                *c += self.compute_estimate_s(j) / weight;
+                keyed.push((
+                    std::cmp::Reverse(j.spec.priority.level()),
+                    *c,
+                    j.spec.deadline,
+                    j.id,
+                ));
+            }
+        }
+        keyed.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(a.1.total_cmp(&b.1))
+                .then(a.2.cmp(&b.2))
+                .then(a.3.cmp(&b.3))
+        });
+        fixed
+            .iter()
+            .map(|j| j.id)
+            .chain(keyed.into_iter().map(|k| k.3))
             .collect()
     }
 

@@ -280,6 +280,45 @@ impl GroundCore {
         true
     }
 
+    /// Keeps only open jobs in memory (services): closed jobs are forgotten once the service says they are
+    /// durable ([`GroundCore::forget_closed`]), no billing ledger or replan history is kept beyond the latest.
+    pub fn forget_history(&mut self) {
+        self.keep_history = false;
+    }
+
+    /// Forgets jobs that are closed and durable (the service has stored their final record): memory then holds
+    /// the open jobs only. A forgotten job's closing event is remembered for `CLOSED_KEPT`, so a node that
+    /// reports it again is told again; its idempotency key is answered from the store.
+    pub fn forget_closed(&mut self, ids: &[JobId], now: Instant) {
+        if self.keep_history {
+            return;
+        }
+        for id in ids {
+            let Some(j) = self.jobs.get(id) else {
+                continue;
+            };
+            if !j.job.state.is_terminal() || self.dirty.contains(id) {
+                continue;
+            }
+            let close = crate::reconcile::closing_event(&j.job.state);
+            if let Some(j) = self.jobs.remove(id) {
+                self.keys
+                    .remove(&(j.job.spec.tenant, j.job.spec.idempotency_key.clone()));
+                self.deadlines.remove(&(j.job.spec.deadline, *id));
+                self.held.remove(id);
+                self.closed.insert(*id, close);
+                self.closed_order.push_back((now, *id));
+            }
+        }
+        while let Some(&(at, id)) = self.closed_order.front() {
+            if now - at < CLOSED_KEPT {
+                break;
+            }
+            self.closed_order.pop_front();
+            self.closed.remove(&id);
+        }
+    }
+
     /// Every job, for reports and checks.
     pub fn jobs(&self) -> impl Iterator<Item = &Job> {
         self.jobs.values().map(|j| &j.job)

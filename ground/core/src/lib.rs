@@ -88,6 +88,10 @@ pub enum SubmitError {
     },
 }
 
+/// How long a forgotten closed job is remembered for a node that reports it again: longer than a node holds
+/// anything for the ground (its plan horizon and relay grace).
+pub const CLOSED_KEPT: Duration = Duration::from_mins(7 * 24 * 60);
+
 /// How far ahead a deadline may be by default: a job must not hold its reservation (and its place in every plan)
 /// for longer.
 pub const DEFAULT_MAX_DEADLINE_AHEAD: Duration = Duration::from_mins(30 * 24 * 60);
@@ -103,6 +107,8 @@ pub struct Delivery {
     pub result: Vec<u8>,
     /// When.
     pub at: Instant,
+    /// What it is billed.
+    pub usage: UsageRecord,
 }
 
 struct GroundJob {
@@ -266,6 +272,14 @@ pub struct GroundCore {
     ready_task: Option<PlanTask>,
     /// The replan being made (by the id its plan will have), if any: one at a time.
     planning_in_flight: Option<odc_model::id::PlanId>,
+    /// Whether closed jobs, the ledger and replan records are kept in memory (the twin and tests read them); a
+    /// service keeps only open jobs and forgets closed ones once they are durable ([`GroundCore::forget_closed`]).
+    keep_history: bool,
+    /// Jobs forgotten once closed and durable, with the event that closed them, by when: a node that reports one
+    /// again (its receipt was lost) is told again, for `CLOSED_KEPT`.
+    closed: BTreeMap<JobId, JobEvent>,
+    /// The same, oldest first, for pruning.
+    closed_order: VecDeque<(Instant, JobId)>,
     /// The start of the accounting period each tenant's `used` figures count from.
     periods: BTreeMap<TenantId, Instant>,
     /// The highest plan generation issued or seen held by a node: every new plan is numbered above it, so nodes
@@ -334,6 +348,9 @@ impl GroundCore {
             generation_floor: 0,
             max_deadline_ahead: DEFAULT_MAX_DEADLINE_AHEAD,
             periods: BTreeMap::new(),
+            keep_history: true,
+            closed: BTreeMap::new(),
+            closed_order: VecDeque::new(),
             background_planning: false,
             ready_task: None,
             planning_in_flight: None,

@@ -270,6 +270,10 @@ impl GroundCore {
                 j.planned_delivery = None;
             }
         }
+        if !self.keep_history && self.replans.len() >= 1000 {
+            // A service keeps the latest thousand.
+            self.replans.drain(..500);
+        }
         self.replans.push(ReplanRecord {
             at: now,
             generation: outcome.plan.generation,

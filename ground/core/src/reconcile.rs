@@ -116,15 +116,14 @@ impl GroundCore {
 
     /// If the ground has closed this job, tells the node again (its receipt may have been lost) and says so.
     pub(crate) fn closed_resend(&mut self, node: &NodeId, id: JobId, now: Instant) -> bool {
-        let Some(state) = self
-            .jobs
-            .get(&id)
-            .map(|j| &j.job.state)
-            .filter(|s| s.is_terminal())
-        else {
-            return false;
+        let close = match self.jobs.get(&id) {
+            Some(j) if j.job.state.is_terminal() => closing_event(&j.job.state),
+            Some(_) => return false,
+            None => match self.closed.get(&id) {
+                Some(close) => close.clone(),
+                None => return false,
+            },
         };
-        let close = closing_event(state);
         self.send_event(node, id, close, now);
         true
     }
@@ -214,18 +213,22 @@ impl GroundCore {
                 downlink_bytes: output.size_bytes,
             };
             let tenant = j.job.spec.tenant;
-            self.ledger.push(UsageRecord {
+            let record = UsageRecord {
                 job: id,
                 tenant,
                 node: j.node.clone(),
                 at: now,
                 usage,
-            });
+            };
+            if self.keep_history {
+                self.ledger.push(record.clone());
+            }
             self.deliveries.push_back(Delivery {
                 job: id,
                 tenant,
                 result: data,
                 at: now,
+                usage: record,
             });
             self.release(id);
             if let Some(t) = self.tenants.get_mut(&tenant) {

@@ -155,6 +155,8 @@ pub struct Ground<S: Store> {
     tenant_admin: tokio::sync::Mutex<()>,
     /// Jobs the core has delivered whose result the writer task has not stored yet.
     storing: Arc<Mutex<std::collections::HashSet<JobId>>>,
+    /// Closed jobs the writer has made durable, for the core to forget (memory holds open jobs only).
+    closed: Mutex<mpsc::UnboundedReceiver<Vec<JobId>>>,
     /// The highest plan generation handed to the writer task (which stores it).
     generation_out: std::sync::atomic::AtomicU64,
     /// The core's gauges as last read for `/metrics`, and when.
@@ -204,15 +206,18 @@ impl<S: Store> Ground<S> {
         let links = Arc::new(Links::default());
         let (outbound, out_rx) = mpsc::unbounded_channel();
         let storing = Arc::new(Mutex::new(std::collections::HashSet::new()));
+        let (closed_tx, closed_rx) = mpsc::unbounded_channel();
         tokio::spawn(outbound_loop(
             store.clone(),
             links.clone(),
             metrics.clone(),
             storing.clone(),
             out_rx,
+            closed_tx,
         ));
         let mut core = core;
         core.plan_in_background(true);
+        core.forget_history();
         Ok(Arc::new(Ground {
             core: Mutex::new(core),
             store,
@@ -230,6 +235,7 @@ impl<S: Store> Ground<S> {
             body_limits: std::sync::OnceLock::new(),
             quarantined: Mutex::new(quarantined),
             core_metrics: Mutex::new(None),
+            closed: Mutex::new(closed_rx),
         }))
     }
 
@@ -399,6 +405,12 @@ impl<S: Store> Ground<S> {
     pub async fn tick(&self, now: Instant) {
         let (out, task) = {
             let mut core = relock(&self.core);
+            {
+                let mut closed = relock(&self.closed);
+                while let Ok(ids) = closed.try_recv() {
+                    core.forget_closed(&ids, now);
+                }
+            }
             core.tick(now);
             (self.drain(&mut core), core.take_plan_task())
         };

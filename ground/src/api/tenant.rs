@@ -544,6 +544,8 @@ pub(crate) async fn cancel<S: Store>(
             let view = core
                 .job(job.id)
                 .map_or_else(|| JobView::of(&cancelled), JobView::of);
+            // Already durable (committed above): memory keeps open jobs only.
+            core.forget_closed(&[job.id], now);
             Ok(Json(view))
         }
         Err(why) => {

@@ -29,13 +29,11 @@ impl Outbound {
             ..Outbound::default()
         };
         while let Some(d) = core.poll_delivery() {
-            let job = core.job(d.job).cloned();
-            let usage = core.ledger().iter().rev().find(|r| r.job == d.job).cloned();
-            if let (Some(job), Some(usage)) = (job, usage) {
+            if let Some(job) = core.job(d.job).cloned() {
                 out.deliveries.push(DeliveryWrite {
                     job,
                     result: d.result,
-                    usage,
+                    usage: d.usage,
                 });
             }
         }
@@ -112,6 +110,7 @@ pub(crate) async fn outbound_loop<S: Store>(
     metrics: Arc<ApiMetrics>,
     storing: Arc<Mutex<std::collections::HashSet<JobId>>>,
     mut rx: mpsc::UnboundedReceiver<Outbound>,
+    closed: mpsc::UnboundedSender<Vec<JobId>>,
 ) {
     let mut generation_stored = 0;
     while let Some(out) = rx.recv().await {
@@ -134,16 +133,29 @@ pub(crate) async fn outbound_loop<S: Store>(
                 })
                 .collect();
             until_stored(&metrics, "job records", || store.put_jobs(&writes, &[])).await;
+            // Closed and now durable: the core may forget them.
+            let done: Vec<JobId> = out
+                .jobs
+                .iter()
+                .filter(|j| j.state.is_terminal())
+                .map(|j| j.id)
+                .collect();
+            if !done.is_empty() {
+                let _ = closed.send(done);
+            }
         }
         if !out.deliveries.is_empty() {
             until_stored(&metrics, "delivered results", || {
                 store.put_deliveries(&out.deliveries)
             })
             .await;
-            let mut s = relock(&storing);
-            for d in &out.deliveries {
-                s.remove(&d.job.id);
+            {
+                let mut s = relock(&storing);
+                for d in &out.deliveries {
+                    s.remove(&d.job.id);
+                }
             }
+            let _ = closed.send(out.deliveries.iter().map(|d| d.job.id).collect());
         }
         for (node, envelope) in &out.messages {
             links.send(node, envelope);

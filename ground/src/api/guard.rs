@@ -219,6 +219,7 @@ pub fn router_with<S: Store>(ground: Arc<Ground<S>>, limits: &HttpLimits) -> Rou
         )
         .route("/v1/ops/audit", get(audit::<S>))
         .route("/v1/ops/plan", get(plan::<S>))
+        .route("/v1/ops/plan/summary", get(plan_summary::<S>))
         .route("/v1/ops/nodes", get(nodes::<S>))
         .route("/v1/ops/nodes/{id}/telemetry", get(telemetry::<S>))
         .route(

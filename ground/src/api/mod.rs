@@ -20,7 +20,8 @@ mod writer;
 pub use guard::router_with;
 pub use operators::{NewOperator, OperatorToken, OperatorView};
 pub use ops::{
-    AuditView, CreatedTenant, NewTenant, QuotaChange, StationStatus, TenantChange, TenantView,
+    AuditView, CreatedTenant, NewTenant, PlanSummary, QuotaChange, StationStatus, TenantChange,
+    TenantView,
 };
 pub use tenant::{JobList, JobView, SubmitRequest, UploadParams, UsageView};
 
@@ -618,7 +619,7 @@ async fn console() -> Response {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "odc ground", description = "Tenant and operator APIs of the odc control plane."),
-    paths(tenant::submit, tenant::upload, tenant::list, tenant::status, tenant::cancel, tenant::result, tenant::usage, ops::create_tenant, ops::list_tenants, ops::update_tenant, ops::rotate_token, operators::create_operator, operators::list_operators, operators::rotate_operator_token, ops::audit, ops::plan, ops::nodes, ops::alarms, ops::stations, ops::station_status, ops::orbits, ops::upload_orbits, ops::telemetry),
+    paths(tenant::submit, tenant::upload, tenant::list, tenant::status, tenant::cancel, tenant::result, tenant::usage, ops::create_tenant, ops::list_tenants, ops::update_tenant, ops::rotate_token, operators::create_operator, operators::list_operators, operators::rotate_operator_token, ops::audit, ops::plan, ops::plan_summary, ops::nodes, ops::alarms, ops::stations, ops::station_status, ops::orbits, ops::upload_orbits, ops::telemetry),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

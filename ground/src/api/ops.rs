@@ -356,6 +356,46 @@ pub(crate) async fn plan<S: Store>(
     Ok(([(header::CONTENT_TYPE, "application/json")], text).into_response())
 }
 
+/// The plan in force in a few figures: what the console shows without downloading the plan.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PlanSummary {
+    /// Its generation.
+    pub generation: u64,
+    /// When it was made.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Instant,
+    /// The span it covers.
+    #[schema(value_type = String, format = DateTime)]
+    pub horizon_start: Instant,
+    /// The span it covers.
+    #[schema(value_type = String, format = DateTime)]
+    pub horizon_end: Instant,
+    /// Batches planned.
+    pub batches: usize,
+    /// Contact reservations.
+    pub contacts: usize,
+    /// Routes.
+    pub routes: usize,
+}
+
+#[utoipa::path(get, path = "/v1/ops/plan/summary", tag = "operator", security(("bearer" = [])), responses((status = 200, description = "The plan in force in a few figures, or null before the first", body = Option<PlanSummary>)))]
+pub(crate) async fn plan_summary<S: Store>(
+    State(g): State<Arc<Ground<S>>>,
+    headers: HeaderMap,
+) -> Result<Json<Option<PlanSummary>>, ApiError> {
+    g.operator_caller(&headers)?;
+    let core = g.core()?;
+    Ok(Json(core.plan().map(|p| PlanSummary {
+        generation: p.generation,
+        created_at: p.created_at,
+        horizon_start: p.horizon_start,
+        horizon_end: p.horizon_end,
+        batches: p.batches.len(),
+        contacts: p.contacts.len(),
+        routes: p.routes.len(),
+    })))
+}
+
 #[utoipa::path(get, path = "/v1/ops/nodes", tag = "operator", security(("bearer" = [])), responses((status = 200, description = "Every node: contact, incarnation, last telemetry (charge, temperatures, queue), open jobs, next pass, passes missed", body = [Object]), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 pub(crate) async fn nodes<S: Store>(
     State(g): State<Arc<Ground<S>>>,

@@ -225,6 +225,10 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         key: &str,
     ) -> impl Future<Output = Result<Option<KeyedJob>, StoreError>> + Send;
+    /// Every idempotency key kept, with its tenant (what a starting service fills its key filter from).
+    fn idempotency_keys(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(TenantId, String)>, StoreError>> + Send;
     /// Raises a named counter to `value` (never lowers it): what must keep growing across restarts, such as the
     /// plan generation.
     fn raise_counter(
@@ -298,7 +302,7 @@ const SCHEMA: &[&str] = &[
         job TEXT NOT NULL,
         fingerprint BLOB,
         PRIMARY KEY (tenant, key)
-    )",
+    ) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS operators (
         name TEXT PRIMARY KEY,
         role TEXT NOT NULL,
@@ -633,19 +637,25 @@ impl Store for SqliteStore {
                     .await?;
                 }
             }
-            if let Some(fingerprint) = w.fingerprint {
-                // The first job a key named keeps it.
-                sqlx::query(
-                    "INSERT INTO idempotency (tenant, key, job, fingerprint) VALUES (?, ?, ?, ?)
-                     ON CONFLICT (tenant, key) DO NOTHING",
-                )
-                .bind(w.job.spec.tenant.to_string())
-                .bind(&w.job.spec.idempotency_key)
-                .bind(&id)
-                .bind(fingerprint.to_vec())
-                .execute(&mut *tx)
-                .await?;
-            }
+        }
+        // The keys of new jobs, in as few statements as the batch allows (each statement is a round trip to the
+        // database thread); the first job a key named keeps it.
+        let keyed: Vec<(&JobWrite, [u8; 32])> = jobs
+            .iter()
+            .filter_map(|w| w.fingerprint.map(|f| (w, f)))
+            .collect();
+        for chunk in keyed.chunks(500) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO idempotency (tenant, key, job, fingerprint) ",
+            );
+            q.push_values(chunk, |mut row, (w, f)| {
+                row.push_bind(w.job.spec.tenant.to_string())
+                    .push_bind(w.job.spec.idempotency_key.clone())
+                    .push_bind(w.job.id.to_string())
+                    .push_bind(f.to_vec());
+            });
+            q.push(" ON CONFLICT (tenant, key) DO NOTHING");
+            q.build().execute(&mut *tx).await?;
         }
         for a in audit {
             insert_audit(a).execute(&mut *tx).await?;
@@ -806,6 +816,22 @@ impl Store for SqliteStore {
             job: job_row(&row)?,
             fingerprint: fingerprint.and_then(|f| f.try_into().ok()),
         }))
+    }
+
+    async fn idempotency_keys(&self) -> Result<Vec<(TenantId, String)>, StoreError> {
+        let rows = sqlx::query("SELECT tenant, key FROM idempotency")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let tenant: String = row.try_get("tenant")?;
+            let key: String = row.try_get("key")?;
+            // A row whose tenant does not parse names no tenant that can sign in: nothing to look up.
+            if let Ok(t) = tenant.parse::<TenantId>() {
+                out.push((t, key));
+            }
+        }
+        Ok(out)
     }
 
     async fn raise_counter(&self, name: &str, value: u64) -> Result<(), StoreError> {

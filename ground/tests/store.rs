@@ -390,3 +390,32 @@ async fn an_older_record_of_a_job_never_replaces_a_newer_one() {
     assert_eq!(stored.state, JobState::Cancelled);
     assert!(store.open_jobs().await.expect("open").is_empty());
 }
+
+#[tokio::test]
+async fn a_tenant_with_the_largest_counts_reads_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("g.db");
+    let mut ids = IdGenerator::seeded(6);
+    let mut t = tenant(&mut ids, "big");
+    t.quota.uplink_bytes = u64::MAX;
+    t.quota.downlink_bytes = u64::MAX;
+    {
+        let store = SqliteStore::open(&path).await.expect("open");
+        store
+            .put_tenant(
+                &TenantRecord {
+                    tenant: t.clone(),
+                    token_hash: [9u8; 32],
+                },
+                &[],
+            )
+            .await
+            .expect("tenant");
+        store.close().await;
+    }
+    let store = SqliteStore::open(&path).await.expect("reopen");
+    let all = store.tenants().await.expect("tenants");
+    assert_eq!(all.len(), 1, "not set aside");
+    assert_eq!(all[0].tenant, t);
+    assert!(store.quarantined().await.expect("quarantine").is_empty());
+}

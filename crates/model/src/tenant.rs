@@ -98,7 +98,8 @@ pub struct UsageRecord {
 }
 
 /// A count of bytes from JSON: an integer, or a number with no fraction (`1024.0`), as JSON does not tell the two
-/// apart, up to 2^63 - 1; anything else is refused.
+/// apart; anything else is refused. (APIs that document a signed 64-bit range check it themselves: records
+/// stored with larger counts must still read back.)
 pub fn whole_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let v = serde_json_number(d)?;
     v.ok_or_else(|| serde::de::Error::custom("expected a whole number of at least 0"))
@@ -133,8 +134,7 @@ fn serde_json_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u6
             f.write_str("a whole number of at least 0")
         }
         fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Option<u64>, E> {
-            // At most what a signed 64-bit integer holds (the documented format, and what stores keep).
-            Ok((v <= i64::MAX as u64).then_some(v))
+            Ok(Some(v))
         }
         fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Option<u64>, E> {
             Ok(u64::try_from(v).ok())

@@ -11,6 +11,7 @@
 
 mod doc;
 mod guard;
+mod keys;
 mod monitor;
 mod operators;
 mod ops;
@@ -156,6 +157,8 @@ pub struct Ground<S: Store> {
     tenant_admin: tokio::sync::Mutex<()>,
     /// Jobs the core has delivered whose result the writer task has not stored yet.
     storing: Arc<Mutex<std::collections::HashSet<JobId>>>,
+    /// Which idempotency keys may be in the store (so a new key costs no store read).
+    seen_keys: keys::SeenKeys,
     /// Closed jobs the writer has made durable, for the core to forget (memory holds open jobs only).
     closed: Mutex<mpsc::UnboundedReceiver<Vec<JobId>>>,
     /// The highest plan generation handed to the writer task (which stores it).
@@ -179,6 +182,10 @@ impl<S: Store> Ground<S> {
     ) -> Result<Arc<Ground<S>>, StoreError> {
         let store = Arc::new(store);
         let quarantined = store.quarantined().await?;
+        let seen_keys = keys::SeenKeys::new();
+        for (tenant, key) in store.idempotency_keys().await? {
+            seen_keys.insert(tenant, &key);
+        }
         let mut principals = HashMap::new();
         for t in store.tenants().await? {
             principals.insert(t.token_hash, Principal::Tenant(t.tenant.id));
@@ -237,6 +244,7 @@ impl<S: Store> Ground<S> {
             quarantined: Mutex::new(quarantined),
             core_metrics: Mutex::new(None),
             closed: Mutex::new(closed_rx),
+            seen_keys,
         }))
     }
 

@@ -144,6 +144,16 @@ pub(crate) fn check_quota(q: &Quota) -> Result<(), ApiError> {
             )));
         }
     }
+    for (name, v) in [
+        ("uplink_bytes", q.uplink_bytes),
+        ("downlink_bytes", q.downlink_bytes),
+    ] {
+        if v > i64::MAX as u64 {
+            return Err(bad_request(format!(
+                "quota `{name}` must be at most 2^63 - 1, not {v}"
+            )));
+        }
+    }
     if q.period <= Duration::ZERO {
         return Err(bad_request(
             "quota `period` must be positive (milliseconds)",

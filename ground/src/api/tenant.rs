@@ -169,7 +169,8 @@ pub(crate) async fn submit<S: Store>(
     Body(body): Body,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let tenant = g.tenant_caller(&headers)?;
-    let req: SubmitRequest = parse_object(&body)
+    // Its fields are all scalars: an object is all that must be checked, without building a JSON tree of the input.
+    let req: SubmitRequest = parse_flat_object(&body)
         .map_err(|e| bad_request(format!("the body is not a job submission: {e}")))?;
     let (req, input) = req.split();
     // Trailing bits past the last whole byte are ignored (RFC 4648 lets a decoder take them), so every string the
@@ -218,6 +219,18 @@ pub(crate) fn whole_u8_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Opt
     odc_model::tenant::whole_u64_opt(d)?
         .map(|v| u8::try_from(v).map_err(|_| serde::de::Error::custom("expected 0 to 255")))
         .transpose()
+}
+
+/// A JSON object of scalar fields from `body` as `T` (an array at the top, which serde would take as the fields
+/// in order, is refused; arrays inside fail the fields' types).
+pub(crate) fn parse_flat_object<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> Result<T, serde_json::Error> {
+    use serde::de::Error as _;
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => serde_json::from_slice(body),
+        _ => Err(serde_json::Error::custom("expected a JSON object")),
+    }
 }
 
 /// A JSON object from `body` as `T`: serde would also take an array of the fields in order, which no client of
@@ -323,8 +336,9 @@ pub(crate) async fn accept<S: Store>(
         .core()?
         .job_for_key(tenant, &spec.idempotency_key)
         .is_some();
-    if !in_core {
-        // A key the core no longer holds (its job closed before the service last started) is in the store.
+    if !in_core && g.seen_keys.may_contain(tenant, &spec.idempotency_key) {
+        // A key the core no longer holds (its job closed and was forgotten, or closed before the service last
+        // started) is in the store; a key the filter never saw is new, and costs no read.
         let stored = g
             .store
             .job_for_key(tenant, &spec.idempotency_key)
@@ -408,6 +422,7 @@ pub(crate) async fn accept<S: Store>(
         action: "submit".into(),
         target: job.id.to_string(),
     };
+    g.seen_keys.insert(tenant, &job.spec.idempotency_key);
     let write = JobWrite {
         job: job.clone(),
         input: Some(input),

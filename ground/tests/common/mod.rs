@@ -304,6 +304,11 @@ impl Store for FlakyStore {
     ) -> Result<Option<odc_ground::store::KeyedJob>, odc_ground::store::StoreError> {
         self.inner.job_for_key(tenant, key).await
     }
+    async fn idempotency_keys(
+        &self,
+    ) -> Result<Vec<(odc_model::id::TenantId, String)>, odc_ground::store::StoreError> {
+        self.inner.idempotency_keys().await
+    }
     async fn raise_counter(
         &self,
         name: &str,

@@ -666,16 +666,7 @@ impl Planner {
         if self.job_order == JobOrder::Priority {
             return self.order_by_priority();
         }
-        let mut fixed = Vec::new();
-        let mut per_tenant: BTreeMap<TenantId, Vec<&Job>> = BTreeMap::new();
-        for job in self.jobs.values() {
-            match job.state.rank() {
-                Some(1 | 2) => per_tenant.entry(job.spec.tenant).or_default().push(job),
-                Some(3..=6) => fixed.push(job),
-                _ => {}
-            }
-        }
-        fixed.sort_by_key(|j| (std::cmp::Reverse(j.spec.priority), j.spec.deadline, j.id));
+        let (fixed, per_tenant) = self.fixed_and_per_tenant();
         let mut keyed: Vec<(f64, Instant, JobId)> = Vec::new();
         for (tenant, mut jobs) in per_tenant {
             if by_deadline {
@@ -698,8 +689,8 @@ impl Planner {
             .collect()
     }
 
-    /// Jobs on a node first, then by priority across tenants and weighted fair share within each priority level.
-    fn order_by_priority(&self) -> Vec<JobId> {
+    /// Jobs already on a node (by priority, then deadline), and the rest by tenant.
+    fn fixed_and_per_tenant(&self) -> (Vec<&Job>, BTreeMap<TenantId, Vec<&Job>>) {
         let mut fixed = Vec::new();
         let mut per_tenant: BTreeMap<TenantId, Vec<&Job>> = BTreeMap::new();
         for job in self.jobs.values() {
@@ -710,6 +701,12 @@ impl Planner {
             }
         }
         fixed.sort_by_key(|j| (std::cmp::Reverse(j.spec.priority), j.spec.deadline, j.id));
+        (fixed, per_tenant)
+    }
+
+    /// Jobs on a node first, then by priority across tenants and weighted fair share within each priority level.
+    fn order_by_priority(&self) -> Vec<JobId> {
+        let (fixed, per_tenant) = self.fixed_and_per_tenant();
         let mut keyed: Vec<(std::cmp::Reverse<u8>, f64, Instant, JobId)> = Vec::new();
         for (tenant, mut jobs) in per_tenant {
             jobs.sort_by_key(|j| (std::cmp::Reverse(j.spec.priority), j.spec.deadline, j.id));

@@ -7,6 +7,7 @@
 
 pub mod core;
 pub mod daemon;
+pub mod gauges;
 pub mod governor;
 pub mod sensors;
 pub mod store;

@@ -1,6 +1,6 @@
 //! What a (re)starting ground takes from its store before it serves: ids that cannot be guessed, plan generations
-//! above every one issued before, each tenant's usage in its current accounting period and the open jobs with
-//! their inputs.
+//! above every one issued before, each tenant's usage in its current accounting period and the open jobs (their
+//! inputs stay in the store).
 
 use crate::api::{PLAN_GENERATION, secure_ids};
 use crate::core::GroundCore;
@@ -28,7 +28,13 @@ pub async fn restore<S: Store>(
             .fold(Usage::default(), |a, r| a.plus(&r.usage));
         used.push((t.tenant.id, total));
     }
-    let open = store.open_jobs().await?;
+    // Inputs stay in the store: the core asks for each when a node is due it.
+    let open: Vec<_> = store
+        .open_job_records()
+        .await?
+        .into_iter()
+        .map(|j| (j, Vec::new()))
+        .collect();
     let restored = open.len();
     core.restore(open, &used, now);
     Ok(restored)

@@ -458,3 +458,120 @@ fn a_result_carried_down_by_a_neighbour_is_taken_only_with_its_origins_seal() {
     assert_eq!(ground.poll_delivery().map(|d| d.job), Some(id));
     assert_eq!(ground.relay_counts().1, 1);
 }
+
+/// A store-backed core (as the service runs it) with a planned job whose input is durable, and its node in a pass.
+fn store_backed() -> (Setup, odc_model::id::JobId, Vec<u8>, Instant) {
+    let mut s = setup(f64::MAX);
+    s.ground.forget_history();
+    s.ground.inputs_in_store();
+    let data = vec![3u8; 4_096];
+    let id = s
+        .ground
+        .submit(job(&s.tenant, "k", &data, 6), data.clone(), t0())
+        .expect("accepted");
+    s.ground.hold(id);
+    assert_eq!(s.ground.inputs_held(), (1, 4_096), "held until durable");
+    s.ground.confirm(id, t0());
+    assert_eq!(
+        s.ground.inputs_held(),
+        (0, 0),
+        "a durable job's input lives in the store only"
+    );
+    s.ground.replan(t0(), "test");
+    let now = t0() + Duration::from_mins(31);
+    s.ground
+        .handle_contact(&s.node, Some(StationId::new("gs").expect("id")), now);
+    (s, id, data, now)
+}
+
+#[test]
+fn inputs_live_in_the_store_and_are_loaded_only_while_a_node_in_contact_is_due_them() {
+    let (mut s, id, data, now) = store_backed();
+    s.ground.handle_message(&s.node, hello(&s.node, now), now);
+    let sent = |g: &mut GroundCore| {
+        std::iter::from_fn(|| g.poll_outgoing())
+            .filter_map(|(_, e)| match e.message {
+                Message::InputChunk(c) => Some((c.job, c.data)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        sent(&mut s.ground).is_empty(),
+        "nothing to send until loaded"
+    );
+    assert_eq!(s.ground.take_wanted_inputs(), vec![id]);
+    assert!(
+        s.ground.take_wanted_inputs().is_empty(),
+        "asked for once, not at every serve"
+    );
+    s.ground.provide_inputs(vec![(id, Some(data.clone()))], now);
+    assert_eq!(sent(&mut s.ground), vec![(id, data)]);
+    assert_eq!(
+        s.ground.inputs_held(),
+        (0, 0),
+        "once handed to the link the core lets it go"
+    );
+}
+
+#[test]
+fn an_input_the_store_lost_or_damaged_fails_its_job_at_once_with_a_reason() {
+    for stored in [None, Some(vec![4u8; 4_096])] {
+        let (mut s, id, _, now) = store_backed();
+        s.ground.handle_message(&s.node, hello(&s.node, now), now);
+        assert_eq!(s.ground.take_wanted_inputs(), vec![id]);
+        s.ground.provide_inputs(vec![(id, stored)], now);
+        let job = s.ground.job(id).expect("still held until durable");
+        assert!(
+            matches!(&job.state, JobState::Failed { reason } if format!("{reason:?}").contains("input")),
+            "{:?}",
+            job.state
+        );
+        assert!(
+            !std::iter::from_fn(|| s.ground.poll_outgoing())
+                .any(|(_, e)| matches!(e.message, Message::InputChunk(_))),
+            "a wrong input never goes up"
+        );
+    }
+}
+
+#[test]
+fn a_forgotten_job_a_node_reports_again_is_looked_up_and_the_node_told_how_it_ended() {
+    let (mut s, id, data, now) = store_backed();
+    s.ground.handle_message(&s.node, hello(&s.node, now), now);
+    let _ = s.ground.take_wanted_inputs();
+    s.ground.provide_inputs(vec![(id, Some(data))], now);
+    let chunk = result_of(id, vec![7u8; 16]);
+    s.ground.handle_message(
+        &s.node,
+        from_node(&s.node, 2, now, Message::ResultChunk(chunk.clone())),
+        now,
+    );
+    let delivered = s.ground.job(id).cloned().expect("delivered");
+    assert_eq!(delivered.state, JobState::Delivered);
+    let _ = s.ground.take_dirty();
+    s.ground.forget_closed(&[id]);
+    assert!(s.ground.job(id).is_none(), "closed and durable: forgotten");
+    while s.ground.poll_outgoing().is_some() {}
+    // The node's receipt was lost: it sends the result again.
+    s.ground.handle_message(
+        &s.node,
+        from_node(&s.node, 3, now, Message::ResultChunk(chunk)),
+        now,
+    );
+    assert_eq!(s.ground.take_lookups(), vec![(s.node.clone(), id)]);
+    assert!(s.ground.take_lookups().is_empty());
+    s.ground.remind_closed(&s.node, &delivered, now);
+    let told: Vec<_> = std::iter::from_fn(|| s.ground.poll_outgoing())
+        .flat_map(|(_, e)| match e.message {
+            Message::JobUpdates(u) => u.updates,
+            _ => Vec::new(),
+        })
+        .collect();
+    assert_eq!(told.len(), 1);
+    assert_eq!(
+        (told[0].job, &told[0].event),
+        (id, &odc_model::job::JobEvent::Deliver)
+    );
+    assert!(s.ground.ledger().is_empty(), "billed once, by the store");
+}

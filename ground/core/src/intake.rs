@@ -237,6 +237,12 @@ impl GroundCore {
     /// A held job is durable: plans may take it from now on.
     pub fn confirm(&mut self, id: JobId, now: Instant) {
         if self.held.remove(&id) {
+            if self.inputs_in_store
+                && let Some(j) = self.jobs.get_mut(&id)
+            {
+                // Durable: the store holds the input, and it is loaded again when a node is due it.
+                j.input = Vec::new();
+            }
             // As any new job: planned at the next replan, at most `replan_every` away (a burst of submissions
             // must not make every minute a full replan).
             self.want_replan(now + self.config.replan_every, "new jobs");
@@ -287,9 +293,9 @@ impl GroundCore {
     }
 
     /// Forgets jobs that are closed and durable (the service has stored their final record): memory then holds
-    /// the open jobs only. A forgotten job's closing event is remembered for `CLOSED_KEPT`, so a node that
-    /// reports it again is told again; its idempotency key is answered from the store.
-    pub fn forget_closed(&mut self, ids: &[JobId], now: Instant) {
+    /// the open jobs only. A node that reports a forgotten job again (its receipt was lost) is answered from the
+    /// store ([`GroundCore::take_lookups`]); its idempotency key is too.
+    pub fn forget_closed(&mut self, ids: &[JobId]) {
         if self.keep_history {
             return;
         }
@@ -300,22 +306,116 @@ impl GroundCore {
             if !j.job.state.is_terminal() || self.dirty.contains(id) {
                 continue;
             }
-            let close = crate::reconcile::closing_event(&j.job.state);
             if let Some(j) = self.jobs.remove(id) {
                 self.keys
                     .remove(&(j.job.spec.tenant, j.job.spec.idempotency_key.clone()));
                 self.deadlines.remove(&(j.job.spec.deadline, *id));
                 self.held.remove(id);
-                self.closed.insert(*id, close);
-                self.closed_order.push_back((now, *id));
+                self.wanted_inputs.remove(id);
             }
         }
-        while let Some(&(at, id)) = self.closed_order.front() {
-            if now - at < CLOSED_KEPT {
+    }
+
+    /// Inputs live in the service's store from now on: a job's input is dropped here once the job is durable
+    /// ([`GroundCore::confirm`]) and asked for again ([`GroundCore::take_wanted_inputs`]) only when a node in
+    /// contact is due it, so memory holds the inputs being sent, not every open job's.
+    pub fn inputs_in_store(&mut self) {
+        self.inputs_in_store = true;
+    }
+
+    /// Inputs a node in contact is due that the core does not hold: the service loads them from its store and
+    /// hands them over with [`GroundCore::provide_inputs`]. At most [`INPUT_ROUND_BYTES`] at a time (a job
+    /// larger than that alone).
+    pub fn take_wanted_inputs(&mut self) -> Vec<JobId> {
+        let mut bytes = self
+            .inputs_asked
+            .iter()
+            .filter_map(|id| self.jobs.get(id))
+            .map(|j| j.job.spec.input.size_bytes)
+            .sum::<u64>();
+        let mut out = Vec::new();
+        while let Some(&id) = self.wanted_inputs.first() {
+            let size = self
+                .jobs
+                .get(&id)
+                .map_or(0, |j| j.job.spec.input.size_bytes);
+            if bytes > 0 && bytes + size > INPUT_ROUND_BYTES {
                 break;
             }
-            self.closed_order.pop_front();
-            self.closed.remove(&id);
+            self.wanted_inputs.remove(&id);
+            if self.inputs_asked.insert(id) {
+                bytes += size;
+                out.push(id);
+            }
+        }
+        out
+    }
+
+    /// Inputs loaded from the store for the jobs asked of [`GroundCore::take_wanted_inputs`] (`None`: the store
+    /// no longer holds it); each is checked against its job's digest, and the nodes in contact are served.
+    pub fn provide_inputs(&mut self, inputs: Vec<(JobId, Option<Vec<u8>>)>, now: Instant) {
+        for (id, input) in inputs {
+            self.inputs_asked.remove(&id);
+            let Some(j) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            if j.job.state != JobState::Planned {
+                continue;
+            }
+            match input {
+                Some(input) if BlobRef::of(&input) == j.job.spec.input => j.input = input,
+                _ => {
+                    // Nothing to send it from: the node cannot run it, and the tenant is told now rather than
+                    // at its deadline.
+                    let _ = j.job.apply(
+                        &JobEvent::Fail {
+                            reason: FailureReason::Other {
+                                message: "the ground's copy of the input is lost".into(),
+                            },
+                        },
+                        now,
+                    );
+                    self.dirty.insert(id);
+                    self.release(id);
+                }
+            }
+        }
+        let linked: Vec<NodeId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.station.is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for node in linked {
+            self.serve(&node, now);
+        }
+    }
+
+    /// Inputs the core holds now: how many, and their bytes (O(open jobs); for checks and benchmarks).
+    pub fn inputs_held(&self) -> (usize, u64) {
+        self.jobs
+            .values()
+            .filter(|j| !j.input.is_empty())
+            .fold((0, 0), |(n, b), j| (n + 1, b + j.input.len() as u64))
+    }
+
+    /// Whether the core holds a job's input now.
+    pub(crate) fn input_held(j: &GroundJob) -> bool {
+        j.input.len() as u64 == j.job.spec.input.size_bytes
+    }
+
+    /// Jobs nodes reported that the core no longer holds, by node: the service looks each up in its store and
+    /// answers with [`GroundCore::remind_closed`].
+    pub fn take_lookups(&mut self) -> Vec<(NodeId, JobId)> {
+        std::mem::take(&mut self.lookups).into_iter().collect()
+    }
+
+    /// Tells a node again how a job it reported ended (the store's record of a job this core forgot): its
+    /// receipt was lost, and it holds the job until told. A job the store holds open changes nothing.
+    pub fn remind_closed(&mut self, node: &NodeId, job: &Job, now: Instant) {
+        if job.state.is_terminal() && !self.jobs.contains_key(&job.id) {
+            let event = crate::reconcile::closing_event(&job.state);
+            self.send_event(node, job.id, event, now);
         }
     }
 

@@ -88,9 +88,13 @@ pub enum SubmitError {
     },
 }
 
-/// How long a forgotten closed job is remembered for a node that reports it again: longer than a node holds
-/// anything for the ground (its plan horizon and relay grace).
-pub const CLOSED_KEPT: Duration = Duration::from_mins(7 * 24 * 60);
+/// Most forgotten jobs a node may ask about at once (the service looks each up in its store): a node reporting
+/// a flood of unknown ids costs the store no more than this per round.
+pub const MAX_LOOKUPS: usize = 4096;
+
+/// Most input bytes asked of the store in one round while inputs live there: what a contact holds in memory at
+/// once beyond what its link is sending.
+pub const INPUT_ROUND_BYTES: u64 = 64 << 20;
 
 /// How far ahead a deadline may be by default: a job must not hold its reservation (and its place in every plan)
 /// for longer.
@@ -275,11 +279,16 @@ pub struct GroundCore {
     /// Whether closed jobs, the ledger and replan records are kept in memory (the twin and tests read them); a
     /// service keeps only open jobs and forgets closed ones once they are durable ([`GroundCore::forget_closed`]).
     keep_history: bool,
-    /// Jobs forgotten once closed and durable, with the event that closed them, by when: a node that reports one
-    /// again (its receipt was lost) is told again, for `CLOSED_KEPT`.
-    closed: BTreeMap<JobId, JobEvent>,
-    /// The same, oldest first, for pruning.
-    closed_order: VecDeque<(Instant, JobId)>,
+    /// Jobs a node reported that this core does not hold (forgotten once closed, or never known): the service looks
+    /// each up in its store and tells the node how the job ended ([`GroundCore::remind_closed`]).
+    lookups: BTreeSet<(NodeId, JobId)>,
+    /// Whether inputs live in the service's store rather than here: the core then holds an input only while it
+    /// sends it ([`GroundCore::inputs_in_store`]).
+    inputs_in_store: bool,
+    /// Inputs a node in contact is due that the core does not hold, for the service to load.
+    wanted_inputs: BTreeSet<JobId>,
+    /// Inputs asked of the service and not yet provided.
+    inputs_asked: BTreeSet<JobId>,
     /// The start of the accounting period each tenant's `used` figures count from.
     periods: BTreeMap<TenantId, Instant>,
     /// The highest plan generation issued or seen held by a node: every new plan is numbered above it, so nodes
@@ -349,8 +358,10 @@ impl GroundCore {
             max_deadline_ahead: DEFAULT_MAX_DEADLINE_AHEAD,
             periods: BTreeMap::new(),
             keep_history: true,
-            closed: BTreeMap::new(),
-            closed_order: VecDeque::new(),
+            lookups: BTreeSet::new(),
+            inputs_in_store: false,
+            wanted_inputs: BTreeSet::new(),
+            inputs_asked: BTreeSet::new(),
             background_planning: false,
             ready_task: None,
             planning_in_flight: None,

@@ -114,15 +114,22 @@ impl GroundCore {
         }
     }
 
-    /// If the ground has closed this job, tells the node again (its receipt may have been lost) and says so.
+    /// If the ground has closed this job, tells the node again (its receipt may have been lost); a job it does not
+    /// hold is looked up by the service. True when the report needs nothing more.
     pub(crate) fn closed_resend(&mut self, node: &NodeId, id: JobId, now: Instant) -> bool {
         let close = match self.jobs.get(&id) {
             Some(j) if j.job.state.is_terminal() => closing_event(&j.job.state),
             Some(_) => return false,
-            None => match self.closed.get(&id) {
-                Some(close) => close.clone(),
-                None => return false,
-            },
+            None => {
+                if !self.keep_history
+                    && self.links.contains_key(node)
+                    && self.lookups.len() < MAX_LOOKUPS
+                {
+                    // Forgotten once closed (or never known): the service answers from its store.
+                    self.lookups.insert((node.clone(), id));
+                }
+                return true;
+            }
         };
         self.send_event(node, id, close, now);
         true

@@ -89,14 +89,26 @@ impl GroundCore {
             })
             .collect();
         for id in due {
-            let Some(j) = self.jobs.get(&id) else {
+            let Some(j) = self.jobs.get_mut(&id) else {
                 continue;
+            };
+            if !GroundCore::input_held(j) {
+                if self.inputs_in_store {
+                    // In the store: asked for, and sent once it is here.
+                    self.wanted_inputs.insert(id);
+                }
+                continue;
+            }
+            let data = if self.inputs_in_store {
+                std::mem::take(&mut j.input)
+            } else {
+                j.input.clone()
             };
             let chunk = InputChunk {
                 job: id,
                 spec: j.job.spec.clone(),
                 offset: 0,
-                data: j.input.clone(),
+                data,
             };
             self.send(node, Message::InputChunk(chunk), now);
             if let Some(l) = self.links.get_mut(node) {
@@ -123,7 +135,7 @@ impl GroundCore {
                         && j.job.state == JobState::Planned
                         && j.sent_to.as_ref().is_none_or(|n| n == target)
                         && j.relayed_at.is_none()
-                        && !j.input.is_empty()
+                        && (self.inputs_in_store || GroundCore::input_held(j))
                 })
             })
             .cloned()
@@ -143,15 +155,26 @@ impl GroundCore {
                     l.plan_relayed = generation;
                 }
             }
-            let Some(j) = self.jobs.get(&id) else {
+            let Some(j) = self.jobs.get_mut(&id) else {
                 continue;
             };
+            if !GroundCore::input_held(j) {
+                if self.inputs_in_store {
+                    self.wanted_inputs.insert(id);
+                }
+                continue;
+            }
             let deadline = j.job.spec.deadline;
+            let data = if self.inputs_in_store {
+                std::mem::take(&mut j.input)
+            } else {
+                j.input.clone()
+            };
             let chunk = InputChunk {
                 job: id,
                 spec: j.job.spec.clone(),
                 offset: 0,
-                data: j.input.clone(),
+                data,
             };
             let inner = self.envelope(Message::InputChunk(chunk), now);
             if self.relay_to(relay, &target, &inner, deadline, now)

@@ -161,6 +161,8 @@ pub struct Ground<S: Store> {
     seen_keys: keys::SeenKeys,
     /// Closed jobs the writer has made durable, for the core to forget (memory holds open jobs only).
     closed: Mutex<mpsc::UnboundedReceiver<Vec<JobId>>>,
+    /// What the core asks of the store (inputs, forgotten jobs), for the fetch task.
+    fetch: mpsc::UnboundedSender<Fetch>,
     /// The highest plan generation handed to the writer task (which stores it).
     generation_out: std::sync::atomic::AtomicU64,
     /// The core's gauges as last read for `/metrics`, and when.
@@ -226,7 +228,9 @@ impl<S: Store> Ground<S> {
         let mut core = core;
         core.plan_in_background(true);
         core.forget_history();
-        Ok(Arc::new(Ground {
+        core.inputs_in_store();
+        let (fetch, fetch_rx) = mpsc::unbounded_channel();
+        let ground = Arc::new(Ground {
             core: Mutex::new(core),
             store,
             clock,
@@ -244,8 +248,11 @@ impl<S: Store> Ground<S> {
             quarantined: Mutex::new(quarantined),
             core_metrics: Mutex::new(None),
             closed: Mutex::new(closed_rx),
+            fetch,
             seen_keys,
-        }))
+        });
+        tokio::spawn(fetch_loop(Arc::downgrade(&ground), fetch_rx));
+        Ok(ground)
     }
 
     /// Registers a tenant (durably, with its audit entries) with the hash of its token; a tenant registered again
@@ -417,7 +424,7 @@ impl<S: Store> Ground<S> {
             {
                 let mut closed = relock(&self.closed);
                 while let Ok(ids) = closed.try_recv() {
-                    core.forget_closed(&ids, now);
+                    core.forget_closed(&ids);
                 }
             }
             core.tick(now);
@@ -463,6 +470,9 @@ impl<S: Store> Ground<S> {
     /// delivered first) which results are still to be stored.
     fn drain(&self, core: &mut GroundCore) -> Outbound {
         let out = Outbound::drain(core);
+        if let Some(f) = Fetch::drain(core) {
+            let _ = self.fetch.send(f);
+        }
         if !out.deliveries.is_empty() {
             relock(&self.storing).extend(out.deliveries.iter().map(|d| d.job.id));
         }

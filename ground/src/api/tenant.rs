@@ -560,7 +560,7 @@ pub(crate) async fn cancel<S: Store>(
                 .job(job.id)
                 .map_or_else(|| JobView::of(&cancelled), JobView::of);
             // Already durable (committed above): memory keeps open jobs only.
-            core.forget_closed(&[job.id], now);
+            core.forget_closed(&[job.id]);
             Ok(Json(view))
         }
         Err(why) => {

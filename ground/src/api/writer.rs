@@ -44,6 +44,80 @@ impl Outbound {
     }
 }
 
+/// What the core asked of the store: inputs a node in contact is due, and jobs nodes reported that the core forgot.
+#[derive(Default)]
+pub(crate) struct Fetch {
+    pub(crate) inputs: Vec<JobId>,
+    pub(crate) lookups: Vec<(NodeId, JobId)>,
+}
+
+impl Fetch {
+    /// Takes what the core asks of the store.
+    pub(crate) fn drain(core: &mut GroundCore) -> Option<Fetch> {
+        let f = Fetch {
+            inputs: core.take_wanted_inputs(),
+            lookups: core.take_lookups(),
+        };
+        (!f.inputs.is_empty() || !f.lookups.is_empty()).then_some(f)
+    }
+}
+
+/// Answers what the core asks of the store, off the core's lock: loads the inputs and the forgotten jobs'
+/// records, then hands them to the core and sends on what it produced. Ends with the service.
+pub(crate) async fn fetch_loop<S: Store>(
+    ground: std::sync::Weak<Ground<S>>,
+    mut rx: mpsc::UnboundedReceiver<Fetch>,
+) {
+    while let Some(f) = rx.recv().await {
+        let Some(ground) = ground.upgrade() else {
+            break;
+        };
+        let store = ground.store.clone();
+        let inputs = if f.inputs.is_empty() {
+            Vec::new()
+        } else {
+            let mut pause = std::time::Duration::from_millis(50);
+            loop {
+                match store.inputs(&f.inputs).await {
+                    Ok(found) => break found,
+                    Err(e) => {
+                        // A read that failed says nothing about the input: ask again rather than fail the job.
+                        ground
+                            .metrics
+                            .store_failures
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "inputs could not be read from the store; retrying");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                    }
+                }
+            }
+        };
+        let mut closed = Vec::new();
+        for (node, id) in f.lookups {
+            match store.job(id).await {
+                Ok(Some(job)) => closed.push((node, job)),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, job = %id, "a reported job could not be looked up")
+                }
+            }
+        }
+        let now = ground.clock.now();
+        let out = {
+            let mut core = relock(&ground.core);
+            if !f.inputs.is_empty() {
+                core.provide_inputs(inputs, now);
+            }
+            for (node, job) in &closed {
+                core.remind_closed(node, job, now);
+            }
+            ground.drain(&mut core)
+        };
+        ground.send_out(out);
+    }
+}
+
 /// Commits queued writes in batches: one transaction for everything waiting, then every waiter is told.
 pub(crate) async fn commit_loop<S: Store>(
     store: Arc<S>,

@@ -40,6 +40,9 @@ pub enum StoreError {
     },
 }
 
+/// A job's input as the store keeps it (`None`: not held).
+pub type StoredInput = (JobId, Option<Vec<u8>>);
+
 /// A tenant as stored: the account and the hash of its API token.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantRecord {
@@ -183,8 +186,16 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
-    /// Jobs not yet closed, with their inputs: what a restarted ground rebuilds its core from.
+    /// Jobs not yet closed, with their inputs.
     fn open_jobs(&self) -> impl Future<Output = Result<Vec<(Job, Vec<u8>)>, StoreError>> + Send;
+    /// Jobs not yet closed, without their inputs: what a restarted ground rebuilds its core from (inputs are
+    /// read when a node is due them).
+    fn open_job_records(&self) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
+    /// The inputs of these jobs as kept (`None`: not held, the job closed or unknown), in the order asked.
+    fn inputs(
+        &self,
+        ids: &[JobId],
+    ) -> impl Future<Output = Result<Vec<StoredInput>, StoreError>> + Send;
     /// Stores delivered jobs' results and usage records, with the jobs' final records, all in one transaction (a
     /// contact that brings many results down costs one commit). Storing a delivery again changes nothing.
     fn put_deliveries(

@@ -365,7 +365,8 @@ impl Store for SqliteStore {
                 None => {
                     sqlx::query(
                         "INSERT INTO jobs (id, tenant, closed, record) VALUES (?, ?, ?, ?)
-                         ON CONFLICT (id) DO UPDATE SET closed = excluded.closed, record = excluded.record
+                         ON CONFLICT (id) DO UPDATE SET closed = excluded.closed, record = excluded.record,
+                         input = CASE WHEN excluded.closed THEN NULL ELSE jobs.input END
                          WHERE json_array_length(excluded.record, '$.history')
                             >= json_array_length(jobs.record, '$.history')",
                     )
@@ -438,6 +439,36 @@ impl Store for SqliteStore {
                 }
                 Err(e) => return Err(e),
             }
+        }
+        Ok(out)
+    }
+
+    async fn open_job_records(&self) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query("SELECT id, record FROM jobs WHERE closed = 0 ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match job_row(row) {
+                Ok(job) => out.push(job),
+                Err(StoreError::Corrupt { key, why }) => {
+                    self.set_aside("jobs", "id", &key, &why).await?
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn inputs(&self, ids: &[JobId]) -> Result<Vec<(JobId, Option<Vec<u8>>)>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let input: Option<Option<Vec<u8>>> =
+                sqlx::query_scalar("SELECT input FROM jobs WHERE id = ? AND closed = 0")
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
+            out.push((id, input.flatten()));
         }
         Ok(out)
     }

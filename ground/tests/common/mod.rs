@@ -252,6 +252,17 @@ impl Store for FlakyStore {
     ) -> Result<Vec<(odc_model::job::Job, Vec<u8>)>, odc_ground::store::StoreError> {
         self.inner.open_jobs().await
     }
+    async fn open_job_records(
+        &self,
+    ) -> Result<Vec<odc_model::job::Job>, odc_ground::store::StoreError> {
+        self.inner.open_job_records().await
+    }
+    async fn inputs(
+        &self,
+        ids: &[odc_model::id::JobId],
+    ) -> Result<Vec<(odc_model::id::JobId, Option<Vec<u8>>)>, odc_ground::store::StoreError> {
+        self.inner.inputs(ids).await
+    }
     async fn put_deliveries(
         &self,
         deliveries: &[odc_ground::store::DeliveryWrite],

@@ -102,7 +102,10 @@ async fn node(
         plan_generation: 0,
         last_seq_received: 0,
     }));
-    let _ = tx.send((Priority::Command, wire::encode(&hello).expect("encodes").into()));
+    let _ = tx.send((
+        Priority::Command,
+        wire::encode(&hello).expect("encodes").into(),
+    ));
     let reply = tx.clone();
     let mut on_event = move |event: Event| {
         let Event::Delivered { payload, .. } = event else {
@@ -137,12 +140,7 @@ async fn node(
     };
     let mut session = Session::new(SessionConfig::default());
     let end = link
-        .run_interactive(
-            &mut session,
-            &mut on_event,
-            &mut rx,
-            std::future::pending(),
-        )
+        .run_interactive(&mut session, &mut on_event, &mut rx, std::future::pending())
         .await;
     eprintln!("the node's contact ended: {end:?}");
 }
@@ -156,7 +154,13 @@ fn validity() -> (time::OffsetDateTime, time::OffsetDateTime) {
 }
 
 /// Submits `count` jobs over one kept-alive connection, keys `c-k`; how many were accepted.
-async fn submit(addr: std::net::SocketAddr, c: usize, from: u64, count: u64, input: Arc<str>) -> u64 {
+async fn submit(
+    addr: std::net::SocketAddr,
+    c: usize,
+    from: u64,
+    count: u64,
+    input: Arc<str>,
+) -> u64 {
     let mut s = TcpStream::connect(addr).await.expect("connect");
     s.set_nodelay(true).expect("nodelay");
     let mut buf = Vec::new();
@@ -287,7 +291,9 @@ async fn main() {
         });
     }
 
-    let input: Arc<str> = base64::engine::general_purpose::STANDARD.encode(vec![7u8; 1024]).into();
+    let input: Arc<str> = base64::engine::general_purpose::STANDARD
+        .encode(vec![7u8; 1024])
+        .into();
     let started = std::time::Instant::now();
     println!(
         "{jobs} jobs, {clients} clients, at most {WINDOW} open; start: resident {:.1} MiB",
@@ -341,12 +347,7 @@ async fn main() {
             next_report += jobs / 10;
         }
     }
-    let billed = ground
-        .store()
-        .usage_of(load.id)
-        .await
-        .expect("usage")
-        .len();
+    let billed = ground.store().usage_of(load.id).await.expect("usage").len();
     println!(
         "billed {billed} of {jobs} jobs; {:.0} jobs/s end to end; simulated {:.1} days",
         jobs as f64 / started.elapsed().as_secs_f64(),

@@ -37,6 +37,10 @@ pub struct ApiMetrics {
     pub unstorable: AtomicU64,
     /// Seconds the last replan took off the core (an f64's bits).
     pub plan_seconds: AtomicU64,
+    /// Rows retention deleted: results, jobs, audit entries, billing records.
+    pub purged: [AtomicU64; 4],
+    /// Bytes of the store's files given back to the file system after purges.
+    pub reclaimed_bytes: AtomicU64,
 }
 
 impl ApiMetrics {
@@ -112,8 +116,29 @@ impl ApiMetrics {
             self.store_failures.load(Ordering::Relaxed),
             crate::logs::dropped()
         );
+        for (kind, n) in ["results", "jobs", "audit", "usage"]
+            .iter()
+            .zip(&self.purged)
+        {
+            if *kind == "results" {
+                let _ = writeln!(
+                    out,
+                    "# HELP odc_ground_purged_total Rows retention deleted, by kind.\n# TYPE odc_ground_purged_total counter"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "odc_ground_purged_total{{kind=\"{kind}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
         let http = crate::http::counters();
         for (name, help, v) in [
+            (
+                "odc_ground_store_reclaimed_bytes_total",
+                "Bytes of the store's files given back to the file system after purges.",
+                self.reclaimed_bytes.load(Ordering::Relaxed),
+            ),
             (
                 "odc_ground_http_connections_refused_total",
                 "Connections closed at once: the server was at its connection cap.",

@@ -110,10 +110,13 @@ async fn what_was_written_survives_a_reopen() {
         assert_eq!(BlobRef::of(input), job.spec.input, "with its input");
         assert_eq!(job.state, JobState::Accepted);
     }
-    let of_a = store.jobs_of(a.id, 1000).await.expect("jobs of a");
+    let of_a = store.jobs_of(a.id, None, 1000).await.expect("jobs of a");
     assert_eq!(of_a.len(), 25);
     assert!(of_a.iter().all(|j| j.spec.tenant == a.id));
-    assert_eq!(store.jobs_of(a.id, 3).await.expect("limited").len(), 3);
+    assert_eq!(
+        store.jobs_of(a.id, None, 3).await.expect("limited").len(),
+        3
+    );
     assert_eq!(store.audit_log().await.expect("audit").len(), 50);
     let first = &jobs[0].job;
     assert_eq!(
@@ -418,4 +421,227 @@ async fn a_tenant_with_the_largest_counts_reads_back() {
     assert_eq!(all.len(), 1, "not set aside");
     assert_eq!(all[0].tenant, t);
     assert!(store.quarantined().await.expect("quarantine").is_empty());
+}
+
+/// `job` run on n1 and delivered at `at` with `result`.
+fn delivered(ids: &mut IdGenerator, mut job: Job, result: &[u8], at: Instant) -> DeliveryWrite {
+    let output = BlobRef::of(result);
+    let node = NodeId::new("n1").expect("id");
+    for event in [
+        JobEvent::Plan {
+            plan: ids.plan(at),
+            batch: ids.batch(at),
+            node: node.clone(),
+        },
+        JobEvent::Uplink { node: node.clone() },
+        JobEvent::Finish {
+            output,
+            accelerator_s: 1.0,
+            energy_wh: 0.1,
+        },
+        JobEvent::Downlink {
+            station: StationId::new("gs").expect("id"),
+            output,
+        },
+        JobEvent::Deliver,
+    ] {
+        job.apply(&event, at).expect("transition");
+    }
+    DeliveryWrite {
+        usage: UsageRecord {
+            job: job.id,
+            tenant: job.spec.tenant,
+            node: Some(node),
+            at,
+            usage: Usage {
+                accelerator_s: 1.0,
+                energy_wh: 0.1,
+                uplink_bytes: 4,
+                downlink_bytes: result.len() as u64,
+            },
+        },
+        job,
+        result: result.to_vec(),
+    }
+}
+
+#[tokio::test]
+async fn retention_deletes_by_age_in_batches_and_gives_the_space_back() {
+    use odc_ground::store::Retention;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("g.db");
+    let store = SqliteStore::open(&path).await.expect("open");
+    let mut ids = IdGenerator::seeded(4);
+    let t = tenant(&mut ids, "t");
+    // 300 jobs delivered with 64 KiB results, and one left open; each submission audited.
+    let result = vec![5u8; 64 << 10];
+    let mut deliveries = Vec::new();
+    let mut writes = Vec::new();
+    for k in 0..300 {
+        let job = accepted(&mut ids, &t, &format!("k{k}"), b"tile");
+        writes.push(JobWrite {
+            job: job.clone(),
+            input: Some(b"tile".to_vec()),
+            fingerprint: Some([k as u8; 32]),
+        });
+        deliveries.push(delivered(&mut ids, job, &result, t0()));
+    }
+    let open = accepted(&mut ids, &t, "open", b"tile");
+    writes.push(JobWrite {
+        job: open.clone(),
+        input: Some(b"tile".to_vec()),
+        fingerprint: Some([1; 32]),
+    });
+    let audits: Vec<_> = (0..301).map(|_| audit("tenant:t", "submit", "j")).collect();
+    store.put_jobs(&writes, &audits).await.expect("jobs");
+    store.put_deliveries(&deliveries).await.expect("deliveries");
+    let keep = Retention {
+        results_days: 1.0,
+        jobs_days: 2.0,
+        audit_days: 3.0,
+    };
+    // Nothing is old enough yet.
+    let p = store
+        .purge(t0() + Duration::from_hours(23), &keep, 100)
+        .await
+        .expect("purge");
+    assert_eq!(p.total(), 0);
+    let size = || {
+        std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum::<u64>()
+    };
+    store.reclaim().await.expect("checkpoint");
+    let full = size();
+    // A day on: the results go, a batch at a time; the records stay.
+    let day = t0() + Duration::from_hours(25);
+    let mut results = 0;
+    loop {
+        let p = store.purge(day, &keep, 100).await.expect("purge");
+        assert!(p.results <= 100 && p.jobs == 0 && p.audit == 0);
+        results += p.results;
+        if p.results < 100 {
+            break;
+        }
+    }
+    assert_eq!(results, 300);
+    let first = deliveries[0].job.id;
+    assert_eq!(store.result(first).await.expect("read"), None);
+    assert!(store.job(first).await.expect("read").is_some());
+    let freed = store.reclaim().await.expect("reclaim");
+    assert!(
+        freed >= 300 * (60 << 10),
+        "the results' pages are given back: {freed} bytes"
+    );
+    assert!(
+        size() + 300 * (60 << 10) <= full,
+        "the files shrink: {full} → {}",
+        size()
+    );
+    // Two days on: the closed jobs and their keys go; the open job stays, with its key.
+    let p = store
+        .purge(t0() + Duration::from_hours(49), &keep, 1_000)
+        .await
+        .expect("purge");
+    assert_eq!((p.jobs, p.audit, p.usage), (300, 0, 0));
+    assert!(store.job(first).await.expect("read").is_none());
+    assert!(store.job_for_key(t.id, "k0").await.expect("read").is_none());
+    assert_eq!(
+        store
+            .job_for_key(t.id, "open")
+            .await
+            .expect("read")
+            .map(|k| k.job.id),
+        Some(open.id)
+    );
+    assert_eq!(store.open_job_records().await.expect("open").len(), 1);
+    // Three days on: the audit log and the billing records.
+    let p = store
+        .purge(t0() + Duration::from_hours(73), &keep, 1_000)
+        .await
+        .expect("purge");
+    assert_eq!((p.audit, p.usage), (301, 300));
+    assert!(store.usage_of(t.id).await.expect("usage").is_empty());
+}
+
+#[tokio::test]
+async fn a_store_made_before_retention_is_upgraded_in_place_and_purged_by_age() {
+    use odc_ground::store::Retention;
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("old.db");
+    let mut ids = IdGenerator::seeded(6);
+    let t = tenant(&mut ids, "t");
+    let job = accepted(&mut ids, &t, "old", b"tile");
+    let d = delivered(&mut ids, job, b"result", t0());
+    {
+        // The schema as version 2 left it: no close times, no incremental vacuum.
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let mut c = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("connect");
+        for statement in [
+            "CREATE TABLE jobs (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, closed INTEGER NOT NULL,
+             record TEXT NOT NULL, input BLOB, result BLOB)",
+            "CREATE TABLE usage (job TEXT PRIMARY KEY, tenant TEXT NOT NULL, record TEXT NOT NULL)",
+            "CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
+             who TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL)",
+            "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+            "INSERT INTO counters VALUES ('schema_version', 2)",
+        ] {
+            sqlx::query(statement)
+                .execute(&mut c)
+                .await
+                .expect("old schema");
+        }
+        sqlx::query("INSERT INTO jobs VALUES (?, ?, 1, ?, NULL, ?)")
+            .bind(d.job.id.to_string())
+            .bind(t.id.to_string())
+            .bind(serde_json::to_string(&d.job).expect("json"))
+            .bind(&d.result)
+            .execute(&mut c)
+            .await
+            .expect("old job");
+        sqlx::query(
+            "INSERT INTO audit (at_ms, who, action, target) VALUES (?, 'tenant:t', 'submit', 'j')",
+        )
+        .bind((t0() + Duration::from_hours(1)).unix_ms())
+        .execute(&mut c)
+        .await
+        .expect("old audit");
+    }
+    let store = SqliteStore::open(&path).await.expect("upgraded");
+    let mode: i64 = {
+        let url = format!("sqlite://{}", path.display());
+        let mut c = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("connect");
+        sqlx::query_scalar("PRAGMA auto_vacuum")
+            .fetch_one(&mut c)
+            .await
+            .expect("mode")
+    };
+    assert_eq!(mode, 2, "rewritten once for incremental vacuum");
+    assert_eq!(
+        store.result(d.job.id).await.expect("read"),
+        Some(d.result.clone())
+    );
+    let keep = Retention {
+        results_days: 1.0,
+        jobs_days: 1.0,
+        audit_days: 1.0,
+    };
+    // The old closed job counts from the latest audit entry (the service's own clock), not from the upgrade's.
+    let p = store
+        .purge(t0() + Duration::from_hours(24), &keep, 100)
+        .await
+        .expect("purge");
+    assert_eq!(p.total(), 0);
+    let p = store
+        .purge(t0() + Duration::from_hours(26), &keep, 100)
+        .await
+        .expect("purge");
+    assert_eq!((p.results, p.jobs, p.audit), (1, 1, 1));
 }

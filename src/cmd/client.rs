@@ -57,11 +57,14 @@ enum TenantCommand {
         #[arg(long)]
         key: Option<String>,
     },
-    /// Lists your jobs, newest first.
+    /// Lists your jobs, newest first, a page at a time.
     List {
         /// At most this many.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Only jobs older than this one (the `next` of the previous page).
+        #[arg(long)]
+        before: Option<String>,
     },
     /// One job.
     Status {
@@ -197,8 +200,15 @@ enum OpsCommand {
         #[arg(long)]
         file: std::path::PathBuf,
     },
-    /// The audit log: who changed what, when.
-    Audit,
+    /// The audit log: who changed what, when (the latest entries, oldest first, a page at a time).
+    Audit {
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        /// Only entries older than this `seq` (the first of the page shown before).
+        #[arg(long)]
+        before: Option<u64>,
+    },
     /// The plan in force (JSON).
     Plan,
 }
@@ -468,8 +478,9 @@ pub fn tenant(args: TenantArgs) -> anyhow::Result<()> {
                 serde_json::from_slice(&reply.body).context("the ground's answer is not JSON")?;
             print(&job);
         }
-        TenantCommand::List { limit } => {
-            print(&c.json("GET", &format!("/v1/jobs?limit={limit}"), None)?);
+        TenantCommand::List { limit, before } => {
+            let after = before.map(|b| format!("&before={b}")).unwrap_or_default();
+            print(&c.json("GET", &format!("/v1/jobs?limit={limit}{after}"), None)?);
         }
         TenantCommand::Status { id } => print(&c.json("GET", &format!("/v1/jobs/{id}"), None)?),
         TenantCommand::Cancel { id } => {
@@ -586,7 +597,10 @@ pub fn ops(args: OpsArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot read {}", file.display()))?;
             print(&c.json("POST", "/v1/ops/orbits", Some(&text))?);
         }
-        OpsCommand::Audit => print(&c.json("GET", "/v1/ops/audit", None)?),
+        OpsCommand::Audit { limit, before } => {
+            let after = before.map(|b| format!("&before={b}")).unwrap_or_default();
+            print(&c.json("GET", &format!("/v1/ops/audit?limit={limit}{after}"), None)?)
+        }
         OpsCommand::Plan => print(&c.json("GET", "/v1/ops/plan", None)?),
     }
     Ok(())

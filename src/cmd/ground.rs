@@ -52,6 +52,12 @@ request_timeout_s = 30.0
 upload_timeout_s = 600.0
 # The furthest ahead a job's deadline may be, days.
 max_deadline_days = 30.0
+# How long what closed jobs leave behind is kept, days: a delivered result (the time its tenant has to download
+# it) and a closed job's record with its idempotency key, from when the job closed; audit entries and billing
+# records from when they were made. What is older is deleted every simulated hour and its space given back.
+keep_results_days = 30.0
+keep_jobs_days = 90.0
+keep_audit_days = 400.0
 # The fleet and the ground stations: a planner scenario file (`odc plan` format); empty for the embedded demo
 # constellation. Its start time is replaced by the service's start.
 scenario = ""
@@ -96,6 +102,9 @@ struct GroundFile {
     request_timeout_s: f64,
     upload_timeout_s: f64,
     max_deadline_days: f64,
+    keep_results_days: f64,
+    keep_jobs_days: f64,
+    keep_audit_days: f64,
     api_tls_cert: PathBuf,
     api_tls_key: PathBuf,
     scenario: String,
@@ -174,6 +183,9 @@ fn load(args: &GroundArgs) -> anyhow::Result<(GroundFile, PathBuf)> {
         ("request_timeout_s", file.request_timeout_s),
         ("upload_timeout_s", file.upload_timeout_s),
         ("max_deadline_days", file.max_deadline_days),
+        ("keep_results_days", file.keep_results_days),
+        ("keep_jobs_days", file.keep_jobs_days),
+        ("keep_audit_days", file.keep_audit_days),
     ] {
         anyhow::ensure!(
             v.is_finite() && v > 0.0 && v < 1e7,
@@ -195,6 +207,10 @@ fn load(args: &GroundArgs) -> anyhow::Result<(GroundFile, PathBuf)> {
     ] {
         anyhow::ensure!(v > 0, "{name} must be above 0");
     }
+    anyhow::ensure!(
+        file.keep_jobs_days >= file.keep_results_days,
+        "keep_jobs_days must be at least keep_results_days (a result is reached through its job)"
+    );
     file.time().clock()?;
     Ok((file, base))
 }
@@ -406,6 +422,35 @@ async fn serve(file: GroundFile, base: PathBuf) -> anyhow::Result<()> {
             }
         })
     };
+    let retention = {
+        let ground = ground.clone();
+        let keep = odc_ground::store::Retention {
+            results_days: file.keep_results_days,
+            jobs_days: file.keep_jobs_days,
+            audit_days: file.keep_audit_days,
+        };
+        // Once a simulated hour (at least every ten seconds and at most every hour of wall time).
+        let every = std::time::Duration::from_secs_f64((3600.0 / scaled.speed).clamp(10.0, 3600.0));
+        tokio::spawn(async move {
+            loop {
+                match ground.purge(&keep).await {
+                    Ok((p, freed)) if p.total() > 0 => tracing::info!(
+                        results = p.results,
+                        jobs = p.jobs,
+                        audit = p.audit,
+                        usage = p.usage,
+                        freed_bytes = freed,
+                        "retention deleted what it no longer keeps"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "retention could not purge; tried again later")
+                    }
+                }
+                tokio::time::sleep(every).await;
+            }
+        })
+    };
     let limits = file.http_limits();
     match tls {
         Some(config) => {
@@ -417,6 +462,7 @@ async fn serve(file: GroundFile, base: PathBuf) -> anyhow::Result<()> {
     .context("the HTTP server failed")?;
     ticker.abort();
     extender.abort();
+    retention.abort();
     if let Some(links) = links {
         links.abort();
     }

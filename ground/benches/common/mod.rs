@@ -36,4 +36,3 @@ pub async fn call(stream: &mut TcpStream, buf: &mut Vec<u8>, request: &[u8]) -> 
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
 }
-

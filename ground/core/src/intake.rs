@@ -307,6 +307,9 @@ impl GroundCore {
                 continue;
             }
             if let Some(j) = self.jobs.remove(id) {
+                if let Some(l) = j.sent_to.as_ref().and_then(|n| self.links.get_mut(n)) {
+                    l.inputs_sent.remove(id);
+                }
                 self.keys
                     .remove(&(j.job.spec.tenant, j.job.spec.idempotency_key.clone()));
                 self.deadlines.remove(&(j.job.spec.deadline, *id));

@@ -252,6 +252,10 @@ impl GroundCore {
         };
         let r = std::mem::take(&mut j.reserved);
         j.input = Vec::new();
+        if let Some(l) = j.sent_to.as_ref().and_then(|n| self.links.get_mut(n)) {
+            // Closed: never sent again, so the link session need not remember it.
+            l.inputs_sent.remove(&id);
+        }
         if let Some(t) = self.tenants.get_mut(&j.job.spec.tenant) {
             t.2 = Usage {
                 accelerator_s: (t.2.accelerator_s - r.accelerator_s).max(0.0),

@@ -103,7 +103,7 @@ pub struct ApiError {
     #[schema(ignore)]
     pub status: StatusCode,
     /// Stable, machine-readable: `unauthenticated`, `forbidden`, `not_found`, `bad_request`, `invalid_job`,
-    /// `quota_exceeded`, `conflict`, `not_ready`, `store_unavailable`, `internal`.
+    /// `quota_exceeded`, `conflict`, `not_ready`, `result_expired`, `store_unavailable`, `internal`.
     #[schema(value_type = String)]
     pub code: &'static str,
     /// For people.
@@ -458,6 +458,49 @@ impl<S: Store> Ground<S> {
             self.drain(&mut core)
         };
         self.send_out(out);
+    }
+
+    /// Deletes what `retention` no longer keeps at the service's `now`, a batch at a time (requests and the
+    /// writers go on between batches), then gives the space back to the file system. What went, and the bytes
+    /// given back.
+    pub async fn purge(
+        &self,
+        retention: &crate::store::Retention,
+    ) -> Result<(crate::store::Purged, u64), StoreError> {
+        const BATCH: u32 = 2_000;
+        let now = self.clock.now();
+        let mut all = crate::store::Purged::default();
+        loop {
+            let p = self.store.purge(now, retention, BATCH).await?;
+            for (counter, n) in self
+                .metrics
+                .purged
+                .iter()
+                .zip([p.results, p.jobs, p.audit, p.usage])
+            {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+            all.results += p.results;
+            all.jobs += p.jobs;
+            all.audit += p.audit;
+            all.usage += p.usage;
+            if [p.results, p.jobs, p.audit, p.usage]
+                .iter()
+                .all(|&n| n < u64::from(BATCH))
+            {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let freed = if all.total() > 0 {
+            self.store.reclaim().await?
+        } else {
+            0
+        };
+        self.metrics
+            .reclaimed_bytes
+            .fetch_add(freed, Ordering::Relaxed);
+        Ok((all, freed))
     }
 
     /// Asks for a full replan at the next tick (at most one a minute, as every replan).

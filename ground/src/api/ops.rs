@@ -315,6 +315,8 @@ pub(crate) async fn list_tenants<S: Store>(
 /// One audit entry as an operator reads it.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditView {
+    /// Its number in the log (the cursor: `before` this for the entries older than it).
+    pub seq: u64,
     /// When.
     #[schema(value_type = String, format = DateTime)]
     pub at: Instant,
@@ -326,22 +328,34 @@ pub struct AuditView {
     pub target: String,
 }
 
-#[utoipa::path(get, path = "/v1/ops/audit", tag = "operator", params(("limit" = Option<u32>, Query, description = "Only the latest this many (1 to 100,000)", minimum = 1, maximum = 100_000)), security(("bearer" = [])), responses((status = 200, description = "State-changing actions, oldest first (all, or the latest `limit`)", body = Vec<AuditView>), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+#[utoipa::path(get, path = "/v1/ops/audit", tag = "operator", params(("limit" = Option<u32>, Query, description = "The latest this many (1,000 if absent; 1 to 10,000)", minimum = 1, maximum = 10_000), ("before" = Option<u64>, Query, description = "Only entries older than this `seq` (the first `seq` of the page after)")), security(("bearer" = [])), responses((status = 200, description = "A page of state-changing actions, oldest first: the latest `limit` before `before`", body = Vec<AuditView>), (status = 400, description = "A bad `limit` or `before`", body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 pub(crate) async fn audit<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
     Q(q): Q<ListQuery>,
 ) -> Result<Json<Vec<AuditView>>, ApiError> {
     g.operator_caller(&headers)?;
-    let log = match q.limit {
-        Some(n @ 1..=100_000) => g.store.audit_latest(n as u32).await,
-        Some(_) => return Err(bad_request("`limit` must be 1 to 100000")),
-        None => g.store.audit_log().await,
-    }
-    .map_err(ApiError::store)?;
+    let limit = match q.limit {
+        None => 1000,
+        Some(n @ 1..=10_000) => n as u32,
+        Some(_) => return Err(bad_request("`limit` must be 1 to 10000")),
+    };
+    let before = match q.before.as_deref() {
+        None => None,
+        Some(b) => Some(
+            b.parse::<u64>()
+                .map_err(|_| bad_request("`before` must be an audit entry's `seq`"))?,
+        ),
+    };
+    let log = g
+        .store
+        .audit_page(before, limit)
+        .await
+        .map_err(ApiError::store)?;
     Ok(Json(
         log.into_iter()
-            .map(|a| AuditView {
+            .map(|(seq, a)| AuditView {
+                seq,
                 at: a.at,
                 who: a.who,
                 action: a.action,

@@ -146,16 +146,21 @@ pub struct UsageView {
     pub quota: Quota,
 }
 
-/// A list of jobs.
+/// A page of jobs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobList {
     /// Newest first.
     pub jobs: Vec<JobView>,
+    /// Where the next (older) page starts: pass it as `before`. Absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ListQuery {
     pub(crate) limit: Option<u64>,
+    /// A job id: only jobs older than it.
+    pub(crate) before: Option<String>,
 }
 
 pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
@@ -448,7 +453,7 @@ pub(crate) async fn accept<S: Store>(
     Ok((StatusCode::CREATED, Json(JobView::of(&job))))
 }
 
-#[utoipa::path(get, path = "/v1/jobs", tag = "tenant", params(("limit" = Option<u32>, Query, description = "At most this many (100 if absent; 1 to 1000)", minimum = 1, maximum = 1000)), security(("bearer" = [])), responses((status = 200, body = JobList), (status = 401, description = "No or bad token", body = ApiError), (status = 403, description = "Not a tenant token", body = ApiError)))]
+#[utoipa::path(get, path = "/v1/jobs", tag = "tenant", params(("limit" = Option<u32>, Query, description = "At most this many (100 if absent; 1 to 1000)", minimum = 1, maximum = 1000), ("before" = Option<String>, Query, description = "A job id: only jobs older than it (the `next` of the previous page)")), security(("bearer" = [])), responses((status = 200, body = JobList), (status = 400, description = "A bad `limit` or `before`", body = ApiError), (status = 401, description = "No or bad token", body = ApiError), (status = 403, description = "Not a tenant token", body = ApiError)))]
 pub(crate) async fn list<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
@@ -460,28 +465,35 @@ pub(crate) async fn list<S: Store>(
         Some(n @ 1..=1000) => n,
         Some(_) => return Err(bad_request("`limit` must be 1 to 1000")),
     };
-    // The store has every job (closed ones too); the core has the current state of the open ones.
+    let before = match q.before.as_deref() {
+        None => None,
+        Some(b) => Some(JobId::from_str(b).map_err(|_| bad_request("`before` must be a job id"))?),
+    };
+    // The store has every acknowledged job, as one page of its index; the core has the current state of those
+    // still open.
     let stored = g
         .store
-        .jobs_of(tenant, limit as u32)
+        .jobs_of(tenant, before, limit as u32)
         .await
         .map_err(ApiError::store)?;
-    let mut by_id: std::collections::BTreeMap<JobId, JobView> =
-        stored.iter().map(|j| (j.id, JobView::of(j))).collect();
-    {
+    let next = (stored.len() == limit as usize)
+        .then(|| stored.last().map(|j| j.id.to_string()))
+        .flatten();
+    let jobs = {
         let core = g.core()?;
-        for j in core.jobs().filter(|j| j.spec.tenant == tenant) {
-            let mut view = JobView::of(j);
-            if g.still_storing(j) {
-                view.state = JobState::Downlinked.name().to_string();
-            }
-            by_id.insert(j.id, view);
-        }
-    }
-    // Ids sort by creation time: newest first.
-    let mut jobs: Vec<JobView> = by_id.into_values().rev().collect();
-    jobs.truncate(limit as usize);
-    Ok(Json(JobList { jobs }))
+        stored
+            .iter()
+            .map(|j| {
+                let current = core.job(j.id).unwrap_or(j);
+                let mut view = JobView::of(current);
+                if g.still_storing(current) {
+                    view.state = JobState::Downlinked.name().to_string();
+                }
+                view
+            })
+            .collect()
+    };
+    Ok(Json(JobList { jobs, next }))
 }
 
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "tenant", params(("id" = String, Path, description = "Job id")), security(("bearer" = [])), responses((status = 200, body = JobView), (status = 404, description = "No such job (or another tenant's)", body = ApiError), (status = 401, description = "No or bad token", body = ApiError), (status = 403, description = "Not a tenant token", body = ApiError)))]
@@ -576,7 +588,7 @@ pub(crate) async fn cancel<S: Store>(
     }
 }
 
-#[utoipa::path(get, path = "/v1/jobs/{id}/result", tag = "tenant", params(("id" = String, Path, description = "Job id")), security(("bearer" = [])), responses((status = 200, description = "The result bytes", content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = ApiError), (status = 409, description = "Not delivered yet", body = ApiError), (status = 401, description = "No or bad token", body = ApiError), (status = 403, description = "Not a tenant token", body = ApiError)))]
+#[utoipa::path(get, path = "/v1/jobs/{id}/result", tag = "tenant", params(("id" = String, Path, description = "Job id")), security(("bearer" = [])), responses((status = 200, description = "The result bytes", content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = ApiError), (status = 409, description = "Not delivered yet", body = ApiError), (status = 410, description = "Delivered, and deleted since: kept only for the retention period", body = ApiError), (status = 401, description = "No or bad token", body = ApiError), (status = 403, description = "Not a tenant token", body = ApiError)))]
 pub(crate) async fn result<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,
@@ -600,11 +612,11 @@ pub(crate) async fn result<S: Store>(
         .await
         .map_err(ApiError::store)?
         .ok_or_else(|| {
-            // The core delivered it a moment ago and the writer has not committed the result yet.
+            // Delivered and stored (a result still being stored shows the job downlinked): retention deleted it.
             ApiError::new(
-                StatusCode::CONFLICT,
-                "not_ready",
-                "the result is being stored; retry in a moment",
+                StatusCode::GONE,
+                "result_expired",
+                "the result was kept for the retention period after delivery and has been deleted",
             )
         })?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())

@@ -180,10 +180,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// One job.
     fn job(&self, id: JobId) -> impl Future<Output = Result<Option<Job>, StoreError>> + Send;
-    /// A tenant's jobs, newest first, at most `limit`.
+    /// A tenant's jobs, newest first, at most `limit`, only those older than `before` if given (a page of a
+    /// listing: the next page starts before the last job of this one).
     fn jobs_of(
         &self,
         tenant: TenantId,
+        before: Option<JobId>,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
     /// Jobs not yet closed, with their inputs.
@@ -212,11 +214,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<UsageRecord>, StoreError>> + Send;
     /// The audit log, oldest first.
     fn audit_log(&self) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
-    /// The latest `limit` entries of the audit log, oldest first.
-    fn audit_latest(
+    /// The latest `limit` entries of the audit log before the entry numbered `before` (all, if absent), oldest
+    /// first, each with its number: a page of the log, the next (older) one starting before its first entry.
+    fn audit_page(
         &self,
+        before: Option<u64>,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<(u64, AuditEntry)>, StoreError>> + Send;
     /// Records an operator's change to the fleet (`kind`: a station's status, an orbit upload) with its audit
     /// entry, in one transaction: what a restart replays.
     fn put_fleet_change(
@@ -258,9 +262,77 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Every operator account.
     fn operators(&self) -> impl Future<Output = Result<Vec<OperatorRecord>, StoreError>> + Send;
+    /// Deletes at most `batch` of each kind that `retention` no longer keeps at `now`, in one transaction (a
+    /// service calls it again while a whole batch went, so no purge holds the database for long).
+    fn purge(
+        &self,
+        now: Instant,
+        retention: &Retention,
+        batch: u32,
+    ) -> impl Future<Output = Result<Purged, StoreError>> + Send;
+    /// Gives the space that deleted records left back to the file system; the bytes given back.
+    fn reclaim(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Records set aside because they no longer decoded (reading them moved them out of the way, so one damaged
     /// record never stops the ground from starting): what operators are alarmed about.
     fn quarantined(&self) -> impl Future<Output = Result<Vec<Quarantined>, StoreError>> + Send;
+}
+
+/// How long what a closed job leaves behind is kept, counted from when it closed (audit entries and billing
+/// records from when they were made). A service deletes what is older ([`Store::purge`]).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// A delivered job's result: the time its tenant has to download it.
+    pub results_days: f64,
+    /// A closed job's record and its idempotency key (a retry with the same key after this makes a new job).
+    pub jobs_days: f64,
+    /// Audit entries and billing (usage) records.
+    pub audit_days: f64,
+}
+
+impl Default for Retention {
+    fn default() -> Retention {
+        Retention {
+            results_days: 30.0,
+            jobs_days: 90.0,
+            audit_days: 400.0,
+        }
+    }
+}
+
+impl Retention {
+    /// The moment before which each kind goes, at `now`: (results, jobs, audit).
+    pub fn cutoffs(&self, now: Instant) -> (Instant, Instant, Instant) {
+        let ago = |days: f64| {
+            let ms = (days.max(0.0) * 86_400_000.0).min(i64::MAX as f64 / 2.0) as i64;
+            Instant::from_unix_ms(now.unix_ms().saturating_sub(ms))
+        };
+        (
+            ago(self.results_days),
+            ago(self.jobs_days),
+            ago(self.audit_days),
+        )
+    }
+}
+
+/// What one purge deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Results deleted (their jobs' records stay).
+    pub results: u64,
+    /// Closed jobs' records deleted, with their idempotency keys.
+    pub jobs: u64,
+    /// Audit entries deleted.
+    pub audit: u64,
+    /// Billing records deleted.
+    pub usage: u64,
+}
+
+impl Purged {
+    /// Rows deleted in all.
+    pub fn total(&self) -> u64 {
+        self.results + self.jobs + self.audit + self.usage
+    }
 }
 
 /// A record set aside because it no longer decoded.

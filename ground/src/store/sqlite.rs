@@ -68,8 +68,19 @@ const SCHEMA: &[&str] = &[
     )",
 ];
 
-/// The counter that names the store's schema version (2: idempotency keys kept apart from jobs).
+/// The counter that names the store's schema version (2: idempotency keys kept apart from jobs; 3: when each
+/// job closed and each usage record was made, for retention).
 const SCHEMA_VERSION: &str = "schema_version";
+
+/// When a job closed (its last transition), if it has.
+fn closed_at_ms(job: &Job) -> Option<i64> {
+    job.state.is_terminal().then(|| {
+        job.history
+            .last()
+            .map_or(job.submitted_at, |t| t.at)
+            .unix_ms()
+    })
+}
 
 /// The statement that appends one audit entry.
 fn insert_audit(
@@ -90,6 +101,8 @@ impl SqliteStore {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
+            // Before the journal mode: a new file takes it only before its first page is written.
+            .auto_vacuum(sqlx::sqlite::SqliteAutoVacuum::Incremental)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true);
@@ -97,6 +110,28 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options)
             .await?;
+        {
+            // Freed pages are given back on demand (`reclaim`): a new file took it as it was made; a file made
+            // before is rewritten once, on one connection, to take it.
+            let mut conn = pool.acquire().await?;
+            let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+                .fetch_one(&mut *conn)
+                .await?;
+            if mode != 2 {
+                sqlx::query("PRAGMA auto_vacuum = INCREMENTAL")
+                    .execute(&mut *conn)
+                    .await?;
+                let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if tables > 0 {
+                    tracing::info!(
+                        "the store is rewritten once so that purged space can be given back"
+                    );
+                    sqlx::query("VACUUM").execute(&mut *conn).await?;
+                }
+            }
+        }
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&pool).await?;
         }
@@ -113,7 +148,53 @@ impl SqliteStore {
             .await?;
             store.raise_counter(SCHEMA_VERSION, 2).await?;
         }
+        if store.counter(SCHEMA_VERSION).await? < 3 {
+            store.add_retention_columns().await?;
+            store.raise_counter(SCHEMA_VERSION, 3).await?;
+        }
         Ok(store)
+    }
+
+    /// Schema 3: when each job closed and each billing record was made, indexed, so retention deletes by age
+    /// without reading records. Rows from before count from the latest audit entry (the service's own clock).
+    async fn add_retention_columns(&self) -> Result<(), StoreError> {
+        let has = async |table: &str, column: &str| -> Result<bool, StoreError> {
+            let n: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pragma_table_info(?) WHERE name = ?")
+                    .bind(table)
+                    .bind(column)
+                    .fetch_one(&self.pool)
+                    .await?;
+            Ok(n > 0)
+        };
+        let (jobs_has, usage_has) = (
+            has("jobs", "closed_at_ms").await?,
+            has("usage", "at_ms").await?,
+        );
+        let mut tx = self.pool.begin().await?;
+        if !jobs_has {
+            sqlx::query("ALTER TABLE jobs ADD COLUMN closed_at_ms INTEGER")
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !usage_has {
+            sqlx::query("ALTER TABLE usage ADD COLUMN at_ms INTEGER")
+                .execute(&mut *tx)
+                .await?;
+        }
+        for statement in [
+            "UPDATE jobs SET closed_at_ms = (SELECT COALESCE(max(at_ms), 0) FROM audit)
+             WHERE closed = 1 AND closed_at_ms IS NULL",
+            "UPDATE usage SET at_ms = (SELECT COALESCE(max(at_ms), 0) FROM audit) WHERE at_ms IS NULL",
+            "CREATE INDEX IF NOT EXISTS jobs_closed_at ON jobs (closed_at_ms) WHERE closed = 1",
+            "CREATE INDEX IF NOT EXISTS jobs_result_at ON jobs (closed_at_ms) WHERE result IS NOT NULL",
+            "CREATE INDEX IF NOT EXISTS usage_at ON usage (at_ms)",
+            "CREATE INDEX IF NOT EXISTS audit_at ON audit (at_ms)",
+        ] {
+            sqlx::query(statement).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Moves a record that does not decode out of `table` into the quarantine, with why (its bytes are kept there
@@ -342,15 +423,17 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         for w in jobs {
             let closed = w.job.state.is_terminal();
+            let closed_at = closed_at_ms(&w.job);
             let id = w.job.id.to_string();
             let record = encode(&id, &w.job)?;
             match &w.input {
                 Some(input) => {
                     let input = (!input.is_empty()).then_some(input.as_slice());
                     sqlx::query(
-                        "INSERT INTO jobs (id, tenant, closed, record, input) VALUES (?, ?, ?, ?, ?)
+                        "INSERT INTO jobs (id, tenant, closed, record, input, closed_at_ms)
+                         VALUES (?, ?, ?, ?, ?, ?)
                          ON CONFLICT (id) DO UPDATE SET closed = excluded.closed, record = excluded.record,
-                         input = excluded.input
+                         input = excluded.input, closed_at_ms = excluded.closed_at_ms
                          WHERE json_array_length(excluded.record, '$.history')
                             >= json_array_length(jobs.record, '$.history')",
                     )
@@ -359,14 +442,16 @@ impl Store for SqliteStore {
                     .bind(closed)
                     .bind(&record)
                     .bind(input)
+                    .bind(closed_at)
                     .execute(&mut *tx)
                     .await?;
                 }
                 None => {
                     sqlx::query(
-                        "INSERT INTO jobs (id, tenant, closed, record) VALUES (?, ?, ?, ?)
+                        "INSERT INTO jobs (id, tenant, closed, record, closed_at_ms) VALUES (?, ?, ?, ?, ?)
                          ON CONFLICT (id) DO UPDATE SET closed = excluded.closed, record = excluded.record,
-                         input = CASE WHEN excluded.closed THEN NULL ELSE jobs.input END
+                         input = CASE WHEN excluded.closed THEN NULL ELSE jobs.input END,
+                         closed_at_ms = excluded.closed_at_ms
                          WHERE json_array_length(excluded.record, '$.history')
                             >= json_array_length(jobs.record, '$.history')",
                     )
@@ -374,6 +459,7 @@ impl Store for SqliteStore {
                     .bind(w.job.spec.tenant.to_string())
                     .bind(closed)
                     .bind(&record)
+                    .bind(closed_at)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -413,13 +499,23 @@ impl Store for SqliteStore {
         row.as_ref().map(job_row).transpose()
     }
 
-    async fn jobs_of(&self, tenant: TenantId, limit: u32) -> Result<Vec<Job>, StoreError> {
-        let rows =
-            sqlx::query("SELECT id, record FROM jobs WHERE tenant = ? ORDER BY id DESC LIMIT ?")
-                .bind(tenant.to_string())
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
+    async fn jobs_of(
+        &self,
+        tenant: TenantId,
+        before: Option<JobId>,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        // Ids sort as they were made, so a page is one range of the (tenant, id) index.
+        let rows = sqlx::query(
+            "SELECT id, record FROM jobs WHERE tenant = ? AND (? IS NULL OR id < ?)
+             ORDER BY id DESC LIMIT ?",
+        )
+        .bind(tenant.to_string())
+        .bind(before.map(|b| b.to_string()))
+        .bind(before.map(|b| b.to_string()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(job_row).collect()
     }
 
@@ -477,21 +573,24 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         for DeliveryWrite { job, result, usage } in deliveries {
             sqlx::query(
-                "UPDATE jobs SET closed = ?, record = ?, input = NULL, result = ? WHERE id = ?",
+                "UPDATE jobs SET closed = ?, record = ?, input = NULL, result = ?, closed_at_ms = ?
+                 WHERE id = ?",
             )
             .bind(job.state.is_terminal())
             .bind(encode(&job.id.to_string(), job)?)
             .bind(result)
+            .bind(closed_at_ms(job))
             .bind(job.id.to_string())
             .execute(&mut *tx)
             .await?;
             // Metering exactly once: a second delivery of the same job leaves the first record.
             sqlx::query(
-            "INSERT INTO usage (job, tenant, record) VALUES (?, ?, ?) ON CONFLICT (job) DO NOTHING",
+            "INSERT INTO usage (job, tenant, record, at_ms) VALUES (?, ?, ?, ?) ON CONFLICT (job) DO NOTHING",
         )
         .bind(usage.job.to_string())
         .bind(usage.tenant.to_string())
         .bind(encode(&usage.job.to_string(), usage)?)
+        .bind(usage.at.unix_ms())
         .execute(&mut *tx)
         .await?;
         }
@@ -537,13 +636,27 @@ impl Store for SqliteStore {
         rows.iter().map(audit_row).collect()
     }
 
-    async fn audit_latest(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows =
-            sqlx::query("SELECT at_ms, who, action, target FROM audit ORDER BY seq DESC LIMIT ?")
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter().rev().map(audit_row).collect()
+    async fn audit_page(
+        &self,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<(u64, AuditEntry)>, StoreError> {
+        let before = before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
+        let rows = sqlx::query(
+            "SELECT seq, at_ms, who, action, target FROM audit WHERE seq < ?
+             ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .rev()
+            .map(|r| {
+                let seq: i64 = r.try_get("seq")?;
+                Ok((seq.max(0) as u64, audit_row(r)?))
+            })
+            .collect()
     }
 
     async fn put_fleet_change(
@@ -670,6 +783,97 @@ impl Store for SqliteStore {
             });
         }
         Ok(out)
+    }
+
+    async fn purge(
+        &self,
+        now: Instant,
+        retention: &Retention,
+        batch: u32,
+    ) -> Result<Purged, StoreError> {
+        let (results_before, jobs, audit) = retention.cutoffs(now);
+        let batch = i64::from(batch);
+        let mut tx = self.pool.begin().await?;
+        let results = sqlx::query(
+            "UPDATE jobs SET result = NULL WHERE id IN (
+                 SELECT id FROM jobs INDEXED BY jobs_result_at
+                 WHERE result IS NOT NULL AND closed_at_ms < ? LIMIT ?)",
+        )
+        .bind(results_before.unix_ms())
+        .bind(batch)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let mut purged = Purged {
+            results,
+            ..Purged::default()
+        };
+        // A job goes with the idempotency key that named it (the key is read from the record, which names it).
+        let gone = sqlx::query(
+            "SELECT id, tenant, json_extract(record, '$.spec.idempotency_key') AS key
+             FROM jobs INDEXED BY jobs_closed_at WHERE closed = 1 AND closed_at_ms < ? LIMIT ?",
+        )
+        .bind(jobs.unix_ms())
+        .bind(batch)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &gone {
+            let id: String = row.try_get("id")?;
+            let tenant: String = row.try_get("tenant")?;
+            let key: Option<String> = row.try_get("key").unwrap_or(None);
+            if let Some(key) = key {
+                sqlx::query("DELETE FROM idempotency WHERE tenant = ? AND key = ? AND job = ?")
+                    .bind(&tenant)
+                    .bind(key)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            purged.jobs += sqlx::query("DELETE FROM jobs WHERE id = ?")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        purged.audit = sqlx::query(
+            "DELETE FROM audit WHERE seq IN (SELECT seq FROM audit WHERE at_ms < ? LIMIT ?)",
+        )
+        .bind(audit.unix_ms())
+        .bind(batch)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        purged.usage = sqlx::query(
+            "DELETE FROM usage WHERE job IN (SELECT job FROM usage WHERE at_ms < ? LIMIT ?)",
+        )
+        .bind(audit.unix_ms())
+        .bind(batch)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(purged)
+    }
+
+    async fn reclaim(&self) -> Result<u64, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let page: i64 = sqlx::query_scalar("PRAGMA page_size")
+            .fetch_one(&mut *conn)
+            .await?;
+        let before: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&mut *conn)
+            .await?;
+        sqlx::query("PRAGMA incremental_vacuum")
+            .execute(&mut *conn)
+            .await?;
+        // The write-ahead log holds the freed pages' last versions until it is checkpointed and cut back.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut *conn)
+            .await?;
+        let after: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(((before - after).max(0) * page) as u64)
     }
 
     async fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {

@@ -243,9 +243,10 @@ impl Store for FlakyStore {
     async fn jobs_of(
         &self,
         t: odc_model::id::TenantId,
+        before: Option<odc_model::id::JobId>,
         limit: u32,
     ) -> Result<Vec<odc_model::job::Job>, odc_ground::store::StoreError> {
-        self.inner.jobs_of(t, limit).await
+        self.inner.jobs_of(t, before, limit).await
     }
     async fn open_jobs(
         &self,
@@ -297,11 +298,12 @@ impl Store for FlakyStore {
     ) -> Result<Vec<(String, String, String)>, odc_ground::store::StoreError> {
         self.inner.fleet_changes().await
     }
-    async fn audit_latest(
+    async fn audit_page(
         &self,
+        before: Option<u64>,
         limit: u32,
-    ) -> Result<Vec<odc_ground::store::AuditEntry>, odc_ground::store::StoreError> {
-        self.inner.audit_latest(limit).await
+    ) -> Result<Vec<(u64, odc_ground::store::AuditEntry)>, odc_ground::store::StoreError> {
+        self.inner.audit_page(before, limit).await
     }
     async fn audit_log(
         &self,
@@ -330,6 +332,18 @@ impl Store for FlakyStore {
     }
     async fn counter(&self, name: &str) -> Result<u64, odc_ground::store::StoreError> {
         self.inner.counter(name).await
+    }
+    async fn purge(
+        &self,
+        now: odc_model::time::Instant,
+        retention: &odc_ground::store::Retention,
+        batch: u32,
+    ) -> Result<odc_ground::store::Purged, odc_ground::store::StoreError> {
+        self.check()?;
+        self.inner.purge(now, retention, batch).await
+    }
+    async fn reclaim(&self) -> Result<u64, odc_ground::store::StoreError> {
+        self.inner.reclaim().await
     }
     async fn quarantined(
         &self,

@@ -343,8 +343,10 @@ pub(crate) async fn audit<S: Store>(
     let before = match q.before.as_deref() {
         None => None,
         Some(b) => Some(
-            b.parse::<u64>()
-                .map_err(|_| bad_request("`before` must be an audit entry's `seq`"))?,
+            b.parse::<i64>()
+                .ok()
+                .and_then(|b| u64::try_from(b).ok())
+                .ok_or_else(|| bad_request("`before` must be an audit entry's `seq`"))?,
         ),
     };
     let log = g

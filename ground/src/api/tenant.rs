@@ -453,7 +453,7 @@ pub(crate) async fn accept<S: Store>(
     Ok((StatusCode::CREATED, Json(JobView::of(&job))))
 }
 
-#[utoipa::path(get, path = "/v1/jobs", tag = "tenant", params(("limit" = Option<u32>, Query, description = "At most this many (100 if absent; 1 to 1000)", minimum = 1, maximum = 1000), ("before" = Option<String>, Query, description = "A job id: only jobs older than it (the `next` of the previous page)")), security(("bearer" = [])), responses((status = 200, body = JobList), (status = 400, description = "A bad `limit` or `before`", body = ApiError), (status = 401, description = "No or bad token", body = ApiError), (status = 403, description = "Not a tenant token", body = ApiError)))]
+#[utoipa::path(get, path = "/v1/jobs", tag = "tenant", params(("limit" = Option<u32>, Query, description = "At most this many (100 if absent; 1 to 1000)", minimum = 1, maximum = 1000), ("before" = Option<String>, Query, description = "A job id: only jobs older than it (the `next` of the previous page)", pattern = "^job_[0-7][0-9A-HJKMNP-TV-Z]{25}$")), security(("bearer" = [])), responses((status = 200, body = JobList), (status = 400, description = "A bad `limit` or `before`", body = ApiError), (status = 401, description = "No or bad token", body = ApiError), (status = 403, description = "Not a tenant token", body = ApiError)))]
 pub(crate) async fn list<S: Store>(
     State(g): State<Arc<Ground<S>>>,
     headers: HeaderMap,

@@ -35,8 +35,10 @@ pub struct ApiMetrics {
     pub commit_failing: std::sync::atomic::AtomicBool,
     /// Records the writer could not store at all (refused by name; not retried).
     pub unstorable: AtomicU64,
-    /// Seconds the last replan took off the core (an f64's bits).
+    /// Seconds the last full replan took off the core (an f64's bits).
     pub plan_seconds: AtomicU64,
+    /// Seconds the last repair of the plan in force took off the core (an f64's bits).
+    pub repair_seconds: AtomicU64,
     /// Rows retention deleted: results, jobs, audit entries, billing records.
     pub purged: [AtomicU64; 4],
     /// Bytes of the store's files given back to the file system after purges.
@@ -167,9 +169,10 @@ impl ApiMetrics {
         }
         let _ = writeln!(
             out,
-            "# HELP odc_ground_http_connections_open Connections open now.\n# TYPE odc_ground_http_connections_open gauge\nodc_ground_http_connections_open {}\n# HELP odc_ground_last_replan_seconds Wall time the last replan took (off the core's lock).\n# TYPE odc_ground_last_replan_seconds gauge\nodc_ground_last_replan_seconds {}",
+            "# HELP odc_ground_http_connections_open Connections open now.\n# TYPE odc_ground_http_connections_open gauge\nodc_ground_http_connections_open {}\n# HELP odc_ground_last_replan_seconds Wall time the last full replan took (off the core's lock).\n# TYPE odc_ground_last_replan_seconds gauge\nodc_ground_last_replan_seconds {}\n# HELP odc_ground_last_repair_seconds Wall time the last repair of the plan in force took (new jobs placed, changes applied; off the core's lock).\n# TYPE odc_ground_last_repair_seconds gauge\nodc_ground_last_repair_seconds {}",
             http.connections_open.load(Ordering::Relaxed),
-            f64::from_bits(self.plan_seconds.load(Ordering::Relaxed))
+            f64::from_bits(self.plan_seconds.load(Ordering::Relaxed)),
+            f64::from_bits(self.repair_seconds.load(Ordering::Relaxed))
         );
     }
 }

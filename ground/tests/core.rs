@@ -575,3 +575,53 @@ fn a_forgotten_job_a_node_reports_again_is_looked_up_and_the_node_told_how_it_en
     );
     assert!(s.ground.ledger().is_empty(), "billed once, by the store");
 }
+
+#[test]
+fn jobs_between_replans_are_placed_by_a_repair_and_planned_jobs_stay_put() {
+    let mut s = setup(f64::MAX);
+    let data = b"tile".to_vec();
+    let first = s
+        .ground
+        .submit(job(&s.tenant, "first", &data, 8), data.clone(), t0())
+        .expect("accepted");
+    // The first plan: a full replan, `replan_every` after the first job.
+    let t1 = t0() + Duration::from_mins(10);
+    s.ground.tick(t1);
+    let planned = s.ground.job(first).cloned().expect("job");
+    assert_eq!(planned.state, JobState::Planned);
+    let generation = s.ground.plan().expect("a plan").generation;
+    // A job a minute later is placed at the next tick, by a repair: no full replan, the first job unmoved.
+    let t2 = t1 + Duration::from_mins(1);
+    let second = s
+        .ground
+        .submit(job(&s.tenant, "second", &data, 8), data.clone(), t2)
+        .expect("accepted");
+    s.ground.tick(t2);
+    assert_eq!(
+        s.ground.job(second).map(|j| j.state.clone()),
+        Some(JobState::Planned)
+    );
+    let repaired = s.ground.plan().expect("a plan");
+    assert_eq!(repaired.generation, generation + 1);
+    assert!(
+        repaired.batches.iter().any(|b| b.jobs.contains(&second)),
+        "the new job is in the plan's batches"
+    );
+    let last = s.ground.replans().last().expect("a record");
+    assert!(last.reason.starts_with("repair"), "{}", last.reason);
+    assert_eq!(
+        s.ground.job(first).map(|j| (&j.placement, j.history.len())),
+        Some((&planned.placement, planned.history.len())),
+        "a planned job keeps its place and its history does not grow"
+    );
+    // A cancellation goes through a repair too: the job leaves the plan at the next tick.
+    s.ground.cancel(s.tenant.id, second, t2).expect("cancelled");
+    let t3 = t2 + Duration::from_secs(1);
+    s.ground.tick(t3);
+    let after = s.ground.plan().expect("a plan");
+    assert_eq!(after.generation, generation + 2);
+    assert!(after.batches.iter().all(|b| !b.jobs.contains(&second)));
+    // Nothing new: a tick changes nothing.
+    s.ground.tick(t3 + Duration::from_secs(1));
+    assert_eq!(s.ground.plan().map(|p| p.generation), Some(generation + 2));
+}

@@ -29,22 +29,31 @@ pub use snapshot::{ContactWindow, IslWindow, NodeInput, PlannerOptions, Snapshot
 /// [`PlannerOptions::portfolio_max_jobs`]): both fair-share orders always qualify, the priority-first order only
 /// when it gives no tenant more than its weighted share while another waits ([`PlanOutcome::shares_fairly`]).
 pub fn plan(snapshot: &Snapshot) -> PlanOutcome {
-    let by_value = Planner::new(snapshot).outcome();
+    plan_state(snapshot).1
+}
+
+/// As [`plan`], with the planner state the plan came from, to repair it later with [`Planner::apply`] (new jobs,
+/// a node lost, a station down, a job cancelled) without planning again from scratch.
+pub fn plan_state(snapshot: &Snapshot) -> (Planner, PlanOutcome) {
+    let planner = Planner::new(snapshot);
+    let by_value = planner.outcome();
     if snapshot.options.first_come_first_served
         || snapshot.jobs.len() > snapshot.options.portfolio_max_jobs
     {
-        return by_value;
+        return (planner, by_value);
     }
-    let mut best = by_value;
-    let by_deadline = Planner::with_order(snapshot, JobOrder::Deadline).outcome();
-    if by_deadline.stats.weighted_delivered > best.stats.weighted_delivered + 1e-9 {
-        best = by_deadline;
+    let mut best = (planner, by_value);
+    let deadline = Planner::with_order(snapshot, JobOrder::Deadline);
+    let by_deadline = deadline.outcome();
+    if by_deadline.stats.weighted_delivered > best.1.stats.weighted_delivered + 1e-9 {
+        best = (deadline, by_deadline);
     }
-    let by_priority = Planner::with_order(snapshot, JobOrder::Priority).outcome();
-    if by_priority.stats.weighted_delivered > best.stats.weighted_delivered + 1e-9
+    let priority = Planner::with_order(snapshot, JobOrder::Priority);
+    let by_priority = priority.outcome();
+    if by_priority.stats.weighted_delivered > best.1.stats.weighted_delivered + 1e-9
         && by_priority.shares_fairly(snapshot)
     {
-        best = by_priority;
+        best = (priority, by_priority);
     }
     best
 }

@@ -27,6 +27,8 @@ pub enum Change {
     StationDown(StationId),
     /// A job was cancelled.
     JobCancelled(JobId),
+    /// Jobs accepted since the plan was made, placed into what is left of its resources.
+    JobsAdded(Vec<Job>),
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +166,9 @@ pub enum JobOrder {
 #[derive(Debug, Clone)]
 pub struct Planner {
     now: Instant,
+    /// No new booking starts before this: the snapshot's time, moved on by [`Planner::advance`] as the plan is
+    /// repaired later (what budgets are counted from stays `now`).
+    earliest: Instant,
     horizon_end: Instant,
     plan_id: PlanId,
     parent: Option<PlanId>,
@@ -393,6 +398,7 @@ impl Planner {
         };
         let mut planner = Planner {
             now: s.now,
+            earliest: s.now,
             horizon_end: s.horizon_end,
             plan_id: s.plan_id,
             parent,
@@ -436,7 +442,7 @@ impl Planner {
         let Some(job) = self.jobs.get(&id).cloned() else {
             return;
         };
-        if job.spec.deadline <= self.now {
+        if job.spec.deadline <= self.earliest {
             self.left_out.insert(id, LeftOutReason::DeadlinePassed);
             return;
         }
@@ -583,7 +589,7 @@ impl Planner {
             .batches
             .last()
             .map(|b| b.end)
-            .unwrap_or(self.now);
+            .unwrap_or(self.earliest);
         self.up_key[n] = match list.get(i) {
             Some(&c) if self.nodes[n].alive => Some(self.contacts[c].start.max(backlog)),
             _ => None,
@@ -751,7 +757,7 @@ impl Planner {
 
     /// The earliest way up to node n: direct, or to a neighbour then one ISL hop.
     fn route_up(&self, n: usize, bytes: f64, by: Instant) -> Option<Vec<Leg>> {
-        let direct = self.direct_up(n, bytes, self.now, by);
+        let direct = self.direct_up(n, bytes, self.earliest, by);
         let mut best = direct.map(|l| vec![l]);
         if !self.options.use_isl {
             return best;
@@ -771,11 +777,11 @@ impl Planner {
                 break;
             }
             let m = if k.a == n { k.b } else { k.a };
-            if !k.usable || !self.nodes[m].alive || k.end <= self.now {
+            if !k.usable || !self.nodes[m].alive || k.end <= self.earliest {
                 continue;
             }
             examined += 1;
-            let Some(up) = self.direct_up(m, bytes, self.now, k.end) else {
+            let Some(up) = self.direct_up(m, bytes, self.earliest, k.end) else {
                 continue;
             };
             let Some(hop) = self.isl_leg(w, m, bytes, Self::leg_arrival(&up)) else {
@@ -855,12 +861,12 @@ impl Planner {
         let compute = secs(input / profile.input_bytes_per_s);
         let setup = secs(profile.batch_setup_s);
         let (up, ready_in) = if input_on_board {
-            (Vec::new(), self.now)
+            (Vec::new(), self.earliest)
         } else {
             let legs = self
                 .route_up(n, input, deadline)
                 .ok_or(LeftOutReason::DeadlineUnreachable)?;
-            let at = legs.last().map(Self::leg_arrival).unwrap_or(self.now);
+            let at = legs.last().map(Self::leg_arrival).unwrap_or(self.earliest);
             (legs, at)
         };
         let mut failure = LeftOutReason::DeadlineUnreachable;
@@ -993,7 +999,7 @@ impl Planner {
     /// The earliest start ≥ `from` of a free accelerator interval of length `len` on node n.
     fn gap(&self, n: usize, from: Instant, len: Duration) -> Option<Instant> {
         let batches = &self.nodes[n].batches;
-        let mut start = from.max(self.now);
+        let mut start = from.max(self.earliest);
         let first = batches.partition_point(|b| b.end <= start);
         for b in &batches[first..] {
             if start + len <= b.start {
@@ -1180,6 +1186,16 @@ impl Planner {
         b.up.iter().chain(b.down.iter()).any(pred)
     }
 
+    /// From now on no new booking starts before `at` (a repair made after the snapshot's time).
+    pub fn advance(&mut self, at: Instant) {
+        self.earliest = self.earliest.max(at);
+    }
+
+    /// The jobs this state has placed or left out (every job it knows).
+    pub fn knows(&self, job: JobId) -> bool {
+        self.jobs.contains_key(&job)
+    }
+
     /// Repairs the plan after a change: releases what the change invalidates, re-places only the jobs it
     /// touched, and returns the successor plan. Cost grows with the jobs touched, not with the plan.
     pub fn apply(&mut self, change: &Change, plan_id: PlanId) -> PlanOutcome {
@@ -1247,6 +1263,28 @@ impl Planner {
                 self.left_out.remove(id);
                 self.order.retain(|j| j != id);
                 Vec::new()
+            }
+            Change::JobsAdded(jobs) => {
+                let mut added = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    if self.jobs.contains_key(&job.id) {
+                        continue;
+                    }
+                    // A tenant the snapshot did not know has no quota here: intake has checked it.
+                    self.jobs.insert(job.id, job.clone());
+                    self.order.push(job.id);
+                    added.push(job.id);
+                }
+                // Into what the plan left free, after everything already booked: earliest deadline first.
+                added.sort_by_key(|id| self.jobs.get(id).map(|j| (j.spec.deadline, *id)));
+                for n in 0..self.nodes.len() {
+                    self.up_cursor[n] = 0;
+                    self.refresh_key(n);
+                }
+                for id in added {
+                    self.place(id);
+                }
+                return self.successor(plan_id);
             }
         };
         for id in &affected {

@@ -48,6 +48,75 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Jobs accepted after the plan was made go into what it left free, no earlier than when they came, and
+    /// nothing already planned moves; the repaired plan breaks no rule of the whole snapshot.
+    #[test]
+    fn jobs_added_later_fill_what_is_left_and_move_nothing(seed in any::<u64>(), later in 1usize..20, minutes in 0i64..120) {
+        let s = snapshot(seed, Size { nodes: 3, stations: 2, tenants: 2, jobs: 40, hours: 12 });
+        let mut first_half = s.clone();
+        let added: Vec<_> = first_half.jobs.split_off(40 - later);
+        let mut planner = Planner::new(&first_half);
+        let first = planner.outcome();
+        let at = s.now + odc_model::time::Duration::from_mins(minutes);
+        planner.advance(at);
+        let next_id = odc_model::id::PlanId::from_u128(first.plan.id.as_u128() + 1);
+        let repaired = planner.apply(&Change::JobsAdded(added.clone()), next_id);
+        prop_assert_eq!(repaired.plan.generation, first.plan.generation + 1);
+        prop_assert_eq!(repaired.jobs.len() + repaired.left_out.len(), s.jobs.len());
+        for (id, jp) in &first.jobs {
+            let now = repaired.jobs.get(id);
+            prop_assert_eq!(now.map(|j| (&j.node, j.batch)), Some((&jp.node, jp.batch)), "a planned job moved");
+        }
+        for job in &added {
+            if let Some(jp) = repaired.jobs.get(&job.id) {
+                prop_assert!(jp.input_on_node >= at, "input up before the job came: {} < {}", jp.input_on_node, at);
+                prop_assert!(job.spec.deadline >= jp.delivered);
+            }
+        }
+        let mut whole = s.clone();
+        whole.previous = Some(first.plan.clone());
+        let bad = validator::violations(&whole, &repaired);
+        prop_assert!(bad.is_empty(), "{:#?}", bad);
+    }
+}
+
+#[test]
+fn jobs_added_later_are_mostly_placed_when_the_fleet_has_room() {
+    let (mut added_total, mut placed) = (0, 0);
+    for seed in 0..12 {
+        let s = snapshot(
+            seed,
+            Size {
+                nodes: 4,
+                stations: 3,
+                tenants: 2,
+                jobs: 20,
+                hours: 12,
+            },
+        );
+        let mut first_half = s.clone();
+        let added = first_half.jobs.split_off(15);
+        let mut planner = Planner::new(&first_half);
+        planner.advance(s.now + odc_model::time::Duration::from_mins(10));
+        let repaired = planner.apply(
+            &Change::JobsAdded(added.clone()),
+            odc_model::id::PlanId::from_u128(9),
+        );
+        added_total += added.len();
+        placed += added
+            .iter()
+            .filter(|j| repaired.jobs.contains_key(&j.id))
+            .count();
+    }
+    assert!(
+        placed * 2 >= added_total,
+        "only {placed} of {added_total} added jobs placed"
+    );
+}
+
 #[test]
 fn left_out_jobs_have_readable_reasons() {
     let mut seen = std::collections::BTreeSet::new();

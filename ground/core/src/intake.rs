@@ -68,6 +68,9 @@ impl GroundCore {
                 relayed_at: None,
             },
         );
+        // Placed by the next repair of the plan in force (once durable); a full replan follows within
+        // `replan_every`.
+        self.to_place.insert(id);
         self.want_replan(now + self.config.replan_every, "new jobs");
         Ok(id)
     }
@@ -89,7 +92,8 @@ impl GroundCore {
         if let Some(node) = node {
             self.send_event(&node, id, JobEvent::Cancel, now);
         }
-        self.want_replan(now, "cancellation");
+        self.to_place.remove(&id);
+        self.changes.push(Change::JobCancelled(id));
         Ok(())
     }
 
@@ -278,6 +282,7 @@ impl GroundCore {
         }
         self.release(id);
         self.held.remove(&id);
+        self.to_place.remove(&id);
         if let Some(j) = self.jobs.remove(&id) {
             self.keys
                 .remove(&(j.job.spec.tenant, j.job.spec.idempotency_key.clone()));
@@ -314,6 +319,7 @@ impl GroundCore {
                     .remove(&(j.job.spec.tenant, j.job.spec.idempotency_key.clone()));
                 self.deadlines.remove(&(j.job.spec.deadline, *id));
                 self.held.remove(id);
+                self.to_place.remove(id);
                 self.wanted_inputs.remove(id);
             }
         }

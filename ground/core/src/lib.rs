@@ -21,7 +21,9 @@ use odc_model::wire::{
     Sender,
 };
 use odc_planner::scenario::OrbitGeometry;
-use odc_planner::{ContactWindow, IslWindow, NodeInput, PlannerOptions, Snapshot, TenantInput};
+use odc_planner::{
+    Change, ContactWindow, IslWindow, NodeInput, Planner, PlannerOptions, Snapshot, TenantInput,
+};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// A node as the ground knows it.
@@ -198,17 +200,98 @@ pub struct Alarm {
     pub message: String,
 }
 
-/// A replan to run off the core: the snapshot to plan from, and what the commit checks.
+/// A replan to run off the core (a full one from a snapshot, or a repair of the plan in force), and what the
+/// commit checks.
 #[derive(Debug, Clone)]
 pub struct PlanTask {
-    /// What to plan from.
-    pub snapshot: Snapshot,
-    /// The plan in force when the snapshot was taken.
+    work: Work,
+    /// The id its plan will have.
+    plan_id: odc_model::id::PlanId,
+    /// The plan in force when the task was made.
     based_on: Option<odc_model::id::PlanId>,
     /// Jobs given to the planner.
     jobs: usize,
     /// Why.
     reason: String,
+}
+
+/// What a plan task does.
+#[derive(Debug, Clone)]
+enum Work {
+    /// Plans from scratch.
+    Full(Box<Snapshot>),
+    /// Repairs the plan in force: its planner state, with new jobs placed and changes applied, no booking
+    /// before `at`.
+    Repair {
+        planner: Box<Planner>,
+        changes: Vec<Change>,
+        at: Instant,
+    },
+}
+
+/// A plan task done: its plan, and the planner state it came from (what later repairs start from).
+pub struct PlanDone {
+    plan_id: odc_model::id::PlanId,
+    based_on: Option<odc_model::id::PlanId>,
+    jobs: usize,
+    reason: String,
+    full: bool,
+    planner: Box<Planner>,
+    outcome: odc_planner::PlanOutcome,
+}
+
+impl PlanTask {
+    /// The id its plan will have.
+    pub fn id(&self) -> odc_model::id::PlanId {
+        self.plan_id
+    }
+
+    /// Whether it plans from scratch (rather than repairing the plan in force).
+    pub fn is_full(&self) -> bool {
+        matches!(self.work, Work::Full(_))
+    }
+
+    /// Does the planning: pure computation, on whatever thread the caller likes.
+    pub fn run(self) -> PlanDone {
+        let full = self.is_full();
+        let PlanTask {
+            work,
+            plan_id,
+            based_on,
+            jobs,
+            reason,
+        } = self;
+        let (planner, outcome) = match work {
+            Work::Full(snapshot) => {
+                let (planner, outcome) = odc_planner::plan_state(&snapshot);
+                (Box::new(planner), outcome)
+            }
+            Work::Repair {
+                mut planner,
+                changes,
+                at,
+            } => {
+                planner.advance(at);
+                let mut outcome = None;
+                for change in &changes {
+                    outcome = Some(planner.apply(change, plan_id));
+                }
+                let mut outcome = outcome.unwrap_or_else(|| planner.outcome());
+                // However many changes went in, the successor of the plan in force.
+                outcome.plan.parent = based_on;
+                (planner, outcome)
+            }
+        };
+        PlanDone {
+            plan_id,
+            based_on,
+            jobs,
+            reason,
+            full,
+            planner,
+            outcome,
+        }
+    }
 }
 
 /// Figures of a replan, for reports.
@@ -276,6 +359,14 @@ pub struct GroundCore {
     ready_task: Option<PlanTask>,
     /// The replan being made (by the id its plan will have), if any: one at a time.
     planning_in_flight: Option<odc_model::id::PlanId>,
+    /// The planner state of the plan in force (none while a task holds it, or before the first plan): what a
+    /// repair starts from.
+    planner: Option<Box<Planner>>,
+    /// Jobs accepted since the plan in force was made, for the next repair to place.
+    to_place: BTreeSet<JobId>,
+    /// Changes since the plan in force was made (a node lost, a station down, a job cancelled), for the next
+    /// repair to apply.
+    changes: Vec<Change>,
     /// Whether closed jobs, the ledger and replan records are kept in memory (the twin and tests read them); a
     /// service keeps only open jobs and forgets closed ones once they are durable ([`GroundCore::forget_closed`]).
     keep_history: bool,
@@ -365,6 +456,9 @@ impl GroundCore {
             background_planning: false,
             ready_task: None,
             planning_in_flight: None,
+            planner: None,
+            to_place: BTreeSet::new(),
+            changes: Vec::new(),
             config,
         }
     }

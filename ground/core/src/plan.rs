@@ -32,8 +32,12 @@ impl GroundCore {
         } else {
             self.down_stations.insert(station.clone())
         };
-        if changed {
-            self.want_replan(now, "station status");
+        if changed && up {
+            // Repairs only take resources away: a station back needs a full replan to be used.
+            self.want_replan(now, "station back");
+        } else if changed {
+            self.changes.push(Change::StationDown(station.clone()));
+            self.want_replan(now + self.config.replan_every, "station down");
         }
     }
 
@@ -72,21 +76,73 @@ impl GroundCore {
                 .map(|(n, _)| n.clone())
                 .collect();
             if !lost.is_empty() {
+                for n in &lost {
+                    self.changes.push(Change::NodeLost(n.clone()));
+                }
                 self.lost_nodes.extend(lost);
-                self.want_replan(now, "node lost");
+                self.want_replan(now + self.config.replan_every, "node lost");
             }
         }
-        if self.planning_in_flight.is_none()
-            && self.replan_due.as_ref().is_some_and(|(t, _)| *t <= now)
-        {
+        if self.planning_in_flight.is_some() {
+            return;
+        }
+        let task = if self.replan_due.as_ref().is_some_and(|(t, _)| *t <= now) {
             let reason = self.replan_due.take().map(|r| r.1).unwrap_or_default();
-            if self.background_planning {
-                self.ready_task = self.plan_task(now, &reason);
-                self.planning_in_flight = self.ready_task.as_ref().map(|t| t.snapshot.plan_id);
-            } else {
-                self.replan(now, &reason);
-            }
+            self.plan_task(now, &reason)
+        } else {
+            self.repair_task(now)
+        };
+        let Some(task) = task else {
+            return;
+        };
+        self.planning_in_flight = Some(task.id());
+        if self.background_planning {
+            self.ready_task = Some(task);
+        } else {
+            let done = task.run();
+            self.commit_plan(done, now);
         }
+    }
+
+    /// A repair of the plan in force, if it has anything to do: jobs accepted since (and durable) placed into
+    /// what it left free, changes applied. Cheap beside a full replan: it touches only those jobs.
+    fn repair_task(&mut self, now: Instant) -> Option<PlanTask> {
+        let held = &self.held;
+        let ready: Vec<JobId> = self
+            .to_place
+            .iter()
+            .filter(|id| !held.contains(id))
+            .copied()
+            .collect();
+        if ready.is_empty() && self.changes.is_empty() {
+            return None;
+        }
+        let planner = self.planner.take()?;
+        let jobs: Vec<Job> = ready
+            .iter()
+            .filter_map(|id| self.jobs.get(id))
+            .filter(|j| j.job.state == JobState::Accepted)
+            .map(|j| j.job.clone())
+            .collect();
+        for id in &ready {
+            self.to_place.remove(id);
+        }
+        let mut changes = std::mem::take(&mut self.changes);
+        let count = jobs.len();
+        if !jobs.is_empty() {
+            changes.push(Change::JobsAdded(jobs));
+        }
+        Some(PlanTask {
+            work: Work::Repair {
+                planner,
+                changes,
+                at: now,
+            },
+            plan_id: self.ids.plan(now),
+            based_on: self.plan.as_ref().map(|p| p.id),
+            jobs: count,
+            reason: "repair".into(),
+        })
     }
 
     /// Asks for a full replan at `now` (or a minute after the last one).
@@ -106,7 +162,8 @@ impl GroundCore {
         self.ready_task.take()
     }
 
-    /// Gives up a task that will not come back (its planner failed): the next tick may start another.
+    /// Gives up a task that will not come back (its planner failed): the next tick may start another, from
+    /// scratch (a repair took the planner state with it).
     pub fn abandon_plan(&mut self, task_plan: odc_model::id::PlanId, now: Instant) {
         if self.planning_in_flight == Some(task_plan) {
             self.planning_in_flight = None;
@@ -126,9 +183,9 @@ impl GroundCore {
     /// Plans again now from everything known, on the caller's thread.
     pub fn replan(&mut self, now: Instant, reason: &str) {
         if let Some(task) = self.plan_task(now, reason) {
-            let outcome = odc_planner::plan(&task.snapshot);
-            self.planning_in_flight = Some(task.snapshot.plan_id);
-            self.commit_plan(task, outcome, now);
+            self.planning_in_flight = Some(task.id());
+            let done = task.run();
+            self.commit_plan(done, now);
         }
     }
 
@@ -164,6 +221,11 @@ impl GroundCore {
                 job
             })
             .collect();
+        // Everything known goes into this snapshot: nothing is left for a repair of the old plan.
+        for j in &jobs {
+            self.to_place.remove(&j.id);
+        }
+        self.changes.clear();
         let in_horizon = |s: Instant, e: Instant| e > now && s < horizon_end;
         let snapshot = Snapshot {
             now,
@@ -218,26 +280,36 @@ impl GroundCore {
             options: self.config.planner,
         };
         Some(PlanTask {
+            plan_id: snapshot.plan_id,
             based_on: self.plan.as_ref().map(|p| p.id),
             jobs: snapshot.jobs.len(),
             reason: reason.to_string(),
-            snapshot,
+            work: Work::Full(Box::new(snapshot)),
         })
     }
 
-    /// Puts a plan made from `task` in force, as of `now`. What changed since the snapshot is kept: a job that
-    /// moved on (sent, run, cancelled) keeps its state, a job submitted meanwhile waits for the next replan.
-    /// A task made before another plan came into force is dropped and a replan asked for.
-    pub fn commit_plan(&mut self, task: PlanTask, outcome: odc_planner::PlanOutcome, now: Instant) {
-        if self.planning_in_flight != Some(task.snapshot.plan_id) {
+    /// Puts a plan made by a task in force, as of `now`. What changed since the task was made is kept: a job
+    /// that moved on (sent, run, cancelled) keeps its state, a job submitted meanwhile is placed by the next
+    /// repair. A task made before another plan came into force is dropped and a replan asked for.
+    pub fn commit_plan(&mut self, done: PlanDone, now: Instant) {
+        if self.planning_in_flight != Some(done.plan_id) {
             return;
         }
         self.planning_in_flight = None;
-        if task.based_on != self.plan.as_ref().map(|p| p.id) {
+        if done.based_on != self.plan.as_ref().map(|p| p.id) {
             self.want_replan(now, "a plan came into force while planning");
             return;
         }
-        let mut outcome = outcome;
+        self.planner = Some(done.planner);
+        let task = ReplanRecordParts {
+            jobs: done.jobs,
+            reason: if done.full {
+                done.reason
+            } else {
+                format!("{} ({} new jobs)", done.reason, done.jobs)
+            },
+        };
+        let mut outcome = done.outcome;
         if outcome.plan.generation <= self.generation_floor {
             outcome.plan.generation = self.generation_floor + 1;
         }
@@ -247,6 +319,15 @@ impl GroundCore {
             if let Some(j) = self.jobs.get_mut(id) {
                 j.planned_delivery = Some(jp.delivered);
                 let pinned = j.sent_to.as_ref().is_some_and(|n| *n != jp.node);
+                let unmoved = j.job.state == JobState::Planned
+                    && j.job
+                        .placement
+                        .as_ref()
+                        .is_some_and(|p| p.node == jp.node && p.batch == jp.batch);
+                if unmoved {
+                    // Where it was (a repair leaves planned jobs in place): its history does not grow.
+                    continue;
+                }
                 if matches!(j.job.state, JobState::Accepted | JobState::Planned) && !pinned {
                     let event = JobEvent::Plan {
                         plan: plan_id,
@@ -393,4 +474,10 @@ impl GroundCore {
     pub fn plan(&self) -> Option<&Plan> {
         self.plan.as_ref()
     }
+}
+
+/// What a replan record takes from the task that made the plan.
+struct ReplanRecordParts {
+    jobs: usize,
+    reason: String,
 }

@@ -434,21 +434,23 @@ impl<S: Store> Ground<S> {
         let Some(task) = task else {
             return;
         };
-        let plan_id = task.snapshot.plan_id;
+        let plan_id = task.id();
+        let full = task.is_full();
         let started = std::time::Instant::now();
-        let planned = tokio::task::spawn_blocking(move || {
-            let outcome = odc_planner::plan(&task.snapshot);
-            (task, outcome)
-        })
-        .await;
+        let planned = tokio::task::spawn_blocking(move || task.run()).await;
         let out = {
             let mut core = relock(&self.core);
             match planned {
-                Ok((task, outcome)) => {
-                    core.commit_plan(task, outcome, self.clock.now());
-                    self.metrics
-                        .plan_seconds
-                        .store(started.elapsed().as_secs_f64().to_bits(), Ordering::Relaxed);
+                Ok(done) => {
+                    core.commit_plan(done, self.clock.now());
+                    let seconds = started.elapsed().as_secs_f64().to_bits();
+                    if full {
+                        self.metrics.plan_seconds.store(seconds, Ordering::Relaxed);
+                    } else {
+                        self.metrics
+                            .repair_seconds
+                            .store(seconds, Ordering::Relaxed);
+                    }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "the planner failed; a replan is asked for again");

@@ -421,49 +421,52 @@ impl Store for SqliteStore {
         // A record never replaces one with a longer history: writers of the same job (the API's commits, the
         // dispatcher's) may land in either order, and the job state machine only ever adds to a history.
         let mut tx = self.pool.begin().await?;
-        for w in jobs {
-            let closed = w.job.state.is_terminal();
-            let closed_at = closed_at_ms(&w.job);
-            let id = w.job.id.to_string();
-            let record = encode(&id, &w.job)?;
-            match &w.input {
-                Some(input) => {
-                    let input = (!input.is_empty()).then_some(input.as_slice());
-                    sqlx::query(
-                        "INSERT INTO jobs (id, tenant, closed, record, input, closed_at_ms)
-                         VALUES (?, ?, ?, ?, ?, ?)
-                         ON CONFLICT (id) DO UPDATE SET closed = excluded.closed, record = excluded.record,
-                         input = excluded.input, closed_at_ms = excluded.closed_at_ms
-                         WHERE json_array_length(excluded.record, '$.history')
-                            >= json_array_length(jobs.record, '$.history')",
-                    )
-                    .bind(&id)
-                    .bind(w.job.spec.tenant.to_string())
-                    .bind(closed)
-                    .bind(&record)
-                    .bind(input)
-                    .bind(closed_at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                None => {
-                    sqlx::query(
-                        "INSERT INTO jobs (id, tenant, closed, record, closed_at_ms) VALUES (?, ?, ?, ?, ?)
-                         ON CONFLICT (id) DO UPDATE SET closed = excluded.closed, record = excluded.record,
-                         input = CASE WHEN excluded.closed THEN NULL ELSE jobs.input END,
-                         closed_at_ms = excluded.closed_at_ms
-                         WHERE json_array_length(excluded.record, '$.history')
-                            >= json_array_length(jobs.record, '$.history')",
-                    )
-                    .bind(&id)
-                    .bind(w.job.spec.tenant.to_string())
-                    .bind(closed)
-                    .bind(&record)
-                    .bind(closed_at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+        // As few statements as the batch allows (each is a round trip to the database thread): runs of writes of
+        // the same kind, up to 400 rows a statement, in the order given.
+        let mut rest = jobs;
+        while let Some(first) = rest.first() {
+            let with_input = first.input.is_some();
+            let run = rest
+                .iter()
+                .take(400)
+                .take_while(|w| w.input.is_some() == with_input)
+                .count();
+            let (chunk, after) = rest.split_at(run);
+            rest = after;
+            let mut rows = Vec::with_capacity(chunk.len());
+            for w in chunk {
+                let id = w.job.id.to_string();
+                let record = encode(&id, &w.job)?;
+                rows.push((w, id, record));
             }
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(if with_input {
+                "INSERT INTO jobs (id, tenant, closed, record, closed_at_ms, input) "
+            } else {
+                "INSERT INTO jobs (id, tenant, closed, record, closed_at_ms) "
+            });
+            q.push_values(&rows, |mut row, (w, id, record)| {
+                row.push_bind(id.as_str())
+                    .push_bind(w.job.spec.tenant.to_string())
+                    .push_bind(w.job.state.is_terminal())
+                    .push_bind(record.as_str())
+                    .push_bind(closed_at_ms(&w.job));
+                if let Some(input) = &w.input {
+                    row.push_bind((!input.is_empty()).then_some(input.as_slice()));
+                }
+            });
+            q.push(if with_input {
+                " ON CONFLICT (id) DO UPDATE SET closed = excluded.closed, record = excluded.record,
+                 input = excluded.input, closed_at_ms = excluded.closed_at_ms
+                 WHERE json_array_length(excluded.record, '$.history')
+                    >= json_array_length(jobs.record, '$.history')"
+            } else {
+                " ON CONFLICT (id) DO UPDATE SET closed = excluded.closed, record = excluded.record,
+                 input = CASE WHEN excluded.closed THEN NULL ELSE jobs.input END,
+                 closed_at_ms = excluded.closed_at_ms
+                 WHERE json_array_length(excluded.record, '$.history')
+                    >= json_array_length(jobs.record, '$.history')"
+            });
+            q.build().execute(&mut *tx).await?;
         }
         // The keys of new jobs, in as few statements as the batch allows (each statement is a round trip to the
         // database thread); the first job a key named keeps it.
@@ -484,8 +487,17 @@ impl Store for SqliteStore {
             q.push(" ON CONFLICT (tenant, key) DO NOTHING");
             q.build().execute(&mut *tx).await?;
         }
-        for a in audit {
-            insert_audit(a).execute(&mut *tx).await?;
+        for chunk in audit.chunks(500) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO audit (at_ms, who, action, target) ",
+            );
+            q.push_values(chunk, |mut row, a| {
+                row.push_bind(a.at.unix_ms())
+                    .push_bind(a.who.as_str())
+                    .push_bind(a.action.as_str())
+                    .push_bind(a.target.as_str());
+            });
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

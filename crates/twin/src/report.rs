@@ -117,8 +117,10 @@ pub struct RunReport {
     pub submitted: usize,
     /// Submissions refused, by reason.
     pub refused: Vec<(String, usize)>,
-    /// Replans.
+    /// Full replans.
     pub replans: usize,
+    /// Repairs of the plan in force (new jobs placed, changes applied between full replans).
+    pub repairs: usize,
     /// Link frames sent.
     pub frames_sent: u64,
     /// Link frames lost.
@@ -209,8 +211,8 @@ impl RunReport {
         );
         let _ = writeln!(
             s,
-            "jobs: {} submitted, {} accepted, {} delivered, {} replans",
-            self.submitted, accepted, delivered, self.replans
+            "jobs: {} submitted, {} accepted, {} delivered, {} replans, {} repairs",
+            self.submitted, accepted, delivered, self.replans, self.repairs
         );
         for (reason, n) in &self.refused {
             let _ = writeln!(s, "  refused {n}: {reason}");

@@ -307,6 +307,8 @@ pub struct ReplanRecord {
     pub planned: usize,
     /// Why it ran.
     pub reason: String,
+    /// Whether it planned from scratch (otherwise it repaired the plan in force).
+    pub full: bool,
 }
 
 /// The ground core.

@@ -302,6 +302,7 @@ impl GroundCore {
         }
         self.planner = Some(done.planner);
         let task = ReplanRecordParts {
+            full: done.full,
             jobs: done.jobs,
             reason: if done.full {
                 done.reason
@@ -361,6 +362,7 @@ impl GroundCore {
             jobs: task.jobs,
             planned: outcome.jobs.len(),
             reason: task.reason,
+            full: task.full,
         });
         self.plan = Some(outcome.plan);
         self.planned_on.clear();
@@ -478,6 +480,7 @@ impl GroundCore {
 
 /// What a replan record takes from the task that made the plan.
 struct ReplanRecordParts {
+    full: bool,
     jobs: usize,
     reason: String,
 }

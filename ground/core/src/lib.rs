@@ -237,6 +237,8 @@ pub struct PlanDone {
     reason: String,
     full: bool,
     planner: Box<Planner>,
+    /// Each node's part of the plan, split here rather than under the core's lock.
+    parts: BTreeMap<NodeId, Plan>,
     outcome: odc_planner::PlanOutcome,
 }
 
@@ -282,6 +284,7 @@ impl PlanTask {
                 (planner, outcome)
             }
         };
+        let parts = outcome.plan.by_node();
         PlanDone {
             plan_id,
             based_on,
@@ -289,6 +292,7 @@ impl PlanTask {
             reason,
             full,
             planner,
+            parts,
             outcome,
         }
     }

@@ -310,6 +310,7 @@ impl GroundCore {
                 format!("{} ({} new jobs)", done.reason, done.jobs)
             },
         };
+        let parts = done.parts;
         let mut outcome = done.outcome;
         if outcome.plan.generation <= self.generation_floor {
             outcome.plan.generation = self.generation_floor + 1;
@@ -380,7 +381,12 @@ impl GroundCore {
         for list in self.planned_on.values_mut() {
             list.sort();
         }
-        self.parts = self.plan.as_ref().map(Plan::by_node).unwrap_or_default();
+        let generation = self.plan.as_ref().map_or(0, |p| p.generation);
+        self.parts = parts;
+        for part in self.parts.values_mut() {
+            // Numbered as the plan is (its generation may have been raised above the floor at commit).
+            part.generation = generation;
+        }
         self.up_via.clear();
         if let Some(plan) = &self.plan {
             for r in plan.routes.iter().filter(|r| r.direction == Direction::Up) {

@@ -139,6 +139,31 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Runs a plan task on a thread of its own at a lower scheduling priority, so that on a busy machine requests and
+/// node contacts get the processor before planning does (planning takes longer under load, a tenant does not).
+async fn plan_aside(task: crate::core::PlanTask) -> Result<crate::core::PlanDone, String> {
+    let (tx, rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("odc-planner".into())
+        .spawn(move || {
+            lower_priority();
+            let _ = tx.send(task.run());
+        })
+        .map_err(|e| format!("no thread for the planner: {e}"))?;
+    rx.await
+        .map_err(|_| "the planner stopped without a plan (it panicked)".to_string())
+}
+
+/// Lowers the calling thread's scheduling priority (nice 10); best effort.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    // SAFETY: setpriority reads no memory of ours; on Linux, `who = 0` with PRIO_PROCESS names the calling thread.
+    unsafe {
+        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
 /// The ground service's shared state: the core, the store, the clock and the callers it knows.
 pub struct Ground<S: Store> {
     core: Mutex<GroundCore>,
@@ -165,6 +190,8 @@ pub struct Ground<S: Store> {
     fetch: mpsc::UnboundedSender<Fetch>,
     /// The highest plan generation handed to the writer task (which stores it).
     generation_out: std::sync::atomic::AtomicU64,
+    /// When `/metrics` last answered (scrapes are paced, one at a time).
+    scrape_pace: tokio::sync::Mutex<Option<tokio::time::Instant>>,
     /// The core's gauges as last read for `/metrics`, and when.
     core_metrics: Mutex<Option<(std::time::Instant, String)>>,
     /// Records the store set aside because they did not decode (each is alarmed).
@@ -247,6 +274,7 @@ impl<S: Store> Ground<S> {
             body_limits: std::sync::OnceLock::new(),
             quarantined: Mutex::new(quarantined),
             core_metrics: Mutex::new(None),
+            scrape_pace: tokio::sync::Mutex::new(None),
             closed: Mutex::new(closed_rx),
             fetch,
             seen_keys,
@@ -437,7 +465,7 @@ impl<S: Store> Ground<S> {
         let plan_id = task.id();
         let full = task.is_full();
         let started = std::time::Instant::now();
-        let planned = tokio::task::spawn_blocking(move || task.run()).await;
+        let planned = plan_aside(task).await;
         let out = {
             let mut core = relock(&self.core);
             match planned {

@@ -32,6 +32,12 @@ pub(crate) async fn track<S: Store>(
 pub(crate) async fn metrics<S: Store>(
     State(g): State<Arc<Ground<S>>>,
 ) -> Result<Response, ApiError> {
+    // Scrapes are answered one at a time, `SCRAPE_EVERY` apart: a scraper in a tight loop then waits (costing
+    // nothing) instead of taking the processor from tenants. Prometheus scrapes a target every 15 s or so.
+    let mut last = g.scrape_pace.lock().await;
+    if let Some(at) = *last {
+        tokio::time::sleep_until(at + SCRAPE_EVERY).await;
+    }
     let mut out = {
         // What is read from the core is read at most once per `CORE_METRICS_EVERY`, however many scrape: a scrape
         // then costs a copy of text, and the core's lock is not taken for it.
@@ -46,8 +52,12 @@ pub(crate) async fn metrics<S: Store>(
         }
     };
     g.metrics.render(&mut out);
+    *last = Some(tokio::time::Instant::now());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
+
+/// The least time between two answers of `/metrics`.
+pub(crate) const SCRAPE_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How often `/metrics` reads the core at most.
 pub(crate) const CORE_METRICS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);

@@ -625,3 +625,69 @@ fn jobs_between_replans_are_placed_by_a_repair_and_planned_jobs_stay_put() {
     s.ground.tick(t3 + Duration::from_secs(1));
     assert_eq!(s.ground.plan().map(|p| p.generation), Some(generation + 2));
 }
+
+#[test]
+fn a_node_that_was_not_given_a_job_cannot_deliver_fail_or_bill_it() {
+    let (mut ground, on) = silent_node(None);
+    let n1 = NodeId::new("n1").expect("id");
+    let n2 = NodeId::new("n2").expect("id");
+    assert_eq!(on, std::slice::from_ref(&n1));
+    let gs = StationId::new("gs").expect("id");
+    // n1's pass: its input goes up to n1.
+    let at = t0() + Duration::from_mins(30 + 90 * 3 + 1);
+    ground.handle_contact(&n1, Some(gs.clone()), at);
+    ground.handle_message(&n1, hello(&n1, at), at);
+    let id = std::iter::from_fn(|| ground.poll_outgoing())
+        .find_map(|(_, e)| match e.message {
+            Message::InputChunk(c) => Some(c.job),
+            _ => None,
+        })
+        .expect("the input went up");
+    // n2, in contact too, claims the job: a forged result, then a forged failure.
+    ground.handle_contact(&n2, Some(gs.clone()), at);
+    let forged = result_of(id, vec![6u8; 16]);
+    ground.handle_message(&n2, from_node(&n2, 2, at, Message::ResultChunk(forged)), at);
+    let fail = odc_model::wire::JobUpdates {
+        updates: vec![odc_model::wire::JobUpdate {
+            job: id,
+            event: odc_model::job::JobEvent::Fail {
+                reason: odc_model::job::FailureReason::Other {
+                    message: "forged".into(),
+                },
+            },
+            at,
+        }],
+    };
+    ground.handle_message(&n2, from_node(&n2, 3, at, Message::JobUpdates(fail)), at);
+    assert_eq!(
+        ground.job(id).map(|j| j.state.clone()),
+        Some(JobState::Planned),
+        "neither the result nor the failure took"
+    );
+    assert!(
+        ground.poll_delivery().is_none(),
+        "nothing delivered or billed"
+    );
+    assert_eq!(ground.reports_foreign().get(&n2), Some(&2));
+    let alarms = ground.alarms(at);
+    assert!(
+        alarms
+            .iter()
+            .any(|a| a.code == "report_foreign" && a.subject == "n2"),
+        "{alarms:?}"
+    );
+    // The node it was sent to delivers it.
+    let real = vec![7u8; 16];
+    ground.handle_message(
+        &n1,
+        from_node(
+            &n1,
+            4,
+            at,
+            Message::ResultChunk(result_of(id, real.clone())),
+        ),
+        at,
+    );
+    let d = ground.poll_delivery().expect("delivered");
+    assert_eq!((d.job, d.result), (id, real));
+}

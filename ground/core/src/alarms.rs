@@ -152,6 +152,17 @@ impl GroundCore {
                 format!("{n} job(s) passed their deadline undelivered"),
             );
         }
+        for (sender, n) in &self.reports_foreign {
+            alarm(
+                Severity::Critical,
+                "report_foreign",
+                sender.to_string(),
+                format!(
+                    "sent {n} report(s) or result(s) for jobs it was never given: refused; the node is faulty or \
+                     an attacker holds its credentials"
+                ),
+            );
+        }
         for (carrier, n) in &self.relay_forged {
             alarm(
                 Severity::Critical,

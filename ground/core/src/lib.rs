@@ -191,7 +191,8 @@ pub enum Severity {
 pub struct Alarm {
     /// How serious.
     pub severity: Severity,
-    /// Stable code: battery_low, overheating, node_silent, node_lost, station_down, jobs_expired, relay_forged (and the
+    /// Stable code: battery_low, overheating, node_silent, node_lost, station_down, jobs_expired, relay_forged,
+    /// report_foreign (and the
     /// service's own).
     pub code: String,
     /// What it is about (a node, a station, a tenant).
@@ -357,6 +358,8 @@ pub struct GroundCore {
     seal: Option<std::sync::Arc<dyn wire::RelaySeal>>,
     /// Frames carried down in a node's name whose seal did not prove it, by the node that carried them.
     relay_forged: BTreeMap<NodeId, u64>,
+    /// Reports and results refused because they came from a node the job was not sent to, by that node.
+    reports_foreign: BTreeMap<NodeId, u64>,
     /// How far ahead of its submission a job's deadline may be.
     max_deadline_ahead: Duration,
     /// Whether replans run off the core (see [`GroundCore::plan_in_background`]).
@@ -451,6 +454,7 @@ impl GroundCore {
             dirty: BTreeSet::new(),
             seal: None,
             relay_forged: BTreeMap::new(),
+            reports_foreign: BTreeMap::new(),
             generation_floor: 0,
             max_deadline_ahead: DEFAULT_MAX_DEADLINE_AHEAD,
             periods: BTreeMap::new(),

@@ -15,6 +15,26 @@ impl GroundCore {
         &self.relay_forged
     }
 
+    /// Reports and results refused because their sender was not the node the job was sent to, by sender.
+    pub fn reports_foreign(&self) -> &BTreeMap<NodeId, u64> {
+        &self.reports_foreign
+    }
+
+    /// Whether `node` may report on job `j`: the node its input was sent to, or while nothing was sent yet the node
+    /// the plan in force gives it to (the one node the ground has authorised to run it). Any other node's report or
+    /// result is refused and counted: a node cannot deliver, fail or bill a job it was never given.
+    fn sent_by_its_node(&mut self, node: &NodeId, id: JobId) -> bool {
+        let Some(j) = self.jobs.get(&id) else {
+            return false;
+        };
+        let holder = j.sent_to.as_ref().or(j.node.as_ref());
+        if holder == Some(node) {
+            return true;
+        }
+        *self.reports_foreign.entry(node.clone()).or_default() += 1;
+        false
+    }
+
     /// A message from a node (delivered once by the link).
     pub fn handle_message(&mut self, node: &NodeId, envelope: Envelope, now: Instant) {
         if let Some(l) = self.links.get_mut(node) {
@@ -136,7 +156,7 @@ impl GroundCore {
     }
 
     pub(crate) fn apply_report(&mut self, node: &NodeId, id: JobId, event: JobEvent, now: Instant) {
-        if self.closed_resend(node, id, now) {
+        if self.closed_resend(node, id, now) || !self.sent_by_its_node(node, id) {
             return;
         }
         let Some(j) = self.jobs.get_mut(&id) else {
@@ -180,7 +200,7 @@ impl GroundCore {
         now: Instant,
     ) {
         let (id, output, data) = (chunk.job, chunk.output, chunk.data);
-        if self.closed_resend(node, id, now) {
+        if self.closed_resend(node, id, now) || !self.sent_by_its_node(node, id) {
             return;
         }
         let Some(j) = self.jobs.get_mut(&id) else {

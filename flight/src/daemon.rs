@@ -74,6 +74,8 @@ pub struct DaemonConfig {
     pub neighbours: Vec<(NodeId, SocketAddr)>,
     /// Where neighbours dial in (`None`: no ISL terminal).
     pub isl_listen: Option<SocketAddr>,
+    /// The local address the links this node dials leave from (port 0: any).
+    pub link_bind: SocketAddr,
     /// The ground's link address and identity.
     pub ground: (SocketAddr, Identity),
     /// The node's credentials.
@@ -225,7 +227,7 @@ pub async fn run(
     commit(&config.store, &mut core)?;
     tracing::info!(node = %core.node(), incarnation = core.durable().incarnation, jobs = core.durable().jobs.len(), "flight node up");
     let endpoint = quic::client_endpoint(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
+        config.link_bind,
         &config.credentials,
         &config.ca,
         quic::LinkConfig {

@@ -40,6 +40,9 @@ scenario = ""
 # own, in the ISL windows computed within the scenario's isl_range_km.
 isl_listen = ""
 neighbours = {}
+# The local address the links this node dials (to the ground, to neighbours) leave from; empty: any interface of
+# the ground address's family, any port.
+link_bind = ""
 # Hours of passes and eclipses computed at start.
 horizon_hours = 24.0
 # Simulated seconds between sensor readings.
@@ -61,6 +64,7 @@ struct FlightFile {
     metrics_listen: String,
     isl_listen: String,
     neighbours: std::collections::BTreeMap<String, String>,
+    link_bind: String,
     backend: String,
     scenario: String,
     horizon_hours: f64,
@@ -172,6 +176,7 @@ async fn serve(file: FlightFile, base: PathBuf) -> anyhow::Result<()> {
         .parse()
         .with_context(|| format!("ground {:?} is not an address", file.ground))?;
     let ground_id = Identity::new(Role::Ground, &file.ground_id)?;
+    let link_bind = link_bind(&file.link_bind, ground_addr)?;
     let store_path = base.join(&file.store);
     let store = FlightStore::open(&store_path)
         .with_context(|| format!("cannot open the node's store {}", store_path.display()))?;
@@ -227,6 +232,7 @@ async fn serve(file: FlightFile, base: PathBuf) -> anyhow::Result<()> {
         more_windows,
         neighbours,
         isl_listen,
+        link_bind,
         ground: (ground_addr, ground_id),
         credentials,
         ca,
@@ -311,6 +317,23 @@ async fn serve_metrics(
     }
 }
 
+/// The local address a node's outgoing links leave from: the configured one, or any interface of the ground
+/// address's family (so links reach a ground and neighbours on other hosts, not only loopback), any port.
+fn link_bind(
+    configured: &str,
+    ground: std::net::SocketAddr,
+) -> anyhow::Result<std::net::SocketAddr> {
+    if configured.is_empty() {
+        return Ok(match ground {
+            std::net::SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+            std::net::SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+        });
+    }
+    configured
+        .parse()
+        .with_context(|| format!("link_bind {configured:?} is not an address"))
+}
+
 fn say(line: &str) {
     use std::io::Write as _;
     let mut out = std::io::stdout();
@@ -332,5 +355,19 @@ mod tests {
         let err = load_config::<FlightFile>(DEFAULT_CONFIG, Some(std::path::Path::new(&path)))
             .expect_err("unknown key");
         assert!(err.to_string().contains("bakend"), "{err}");
+    }
+
+    #[test]
+    fn links_leave_from_any_interface_unless_told_otherwise() {
+        let v4: std::net::SocketAddr = "10.77.0.1:7700".parse().expect("addr");
+        let v6: std::net::SocketAddr = "[fd00::1]:7700".parse().expect("addr");
+        assert_eq!(link_bind("", v4).expect("v4").to_string(), "0.0.0.0:0");
+        assert_eq!(link_bind("", v6).expect("v6").to_string(), "[::]:0");
+        assert_eq!(
+            link_bind("10.77.0.2:0", v4).expect("given").to_string(),
+            "10.77.0.2:0"
+        );
+        let err = link_bind("eth0", v4).expect_err("not an address");
+        assert!(format!("{err:#}").contains("link_bind \"eth0\""), "{err:#}");
     }
 }

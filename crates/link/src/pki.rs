@@ -402,6 +402,42 @@ mod tests {
     }
 
     #[test]
+    fn node_and_station_names_are_exactly_the_identities_a_certificate_can_carry() {
+        use odc_model::id::{NodeId, StationId};
+        for name in [
+            "n60101",
+            "sat-1",
+            "gs-svalbard",
+            "a",
+            "sat_1",
+            "sat.1",
+            "-sat",
+            "sat-",
+            "",
+            "Sat-1",
+            &"x".repeat(63),
+            &"x".repeat(64),
+        ] {
+            let node = NodeId::new(name).is_ok();
+            let station = StationId::new(name).is_ok();
+            assert_eq!(node, station, "{name:?}");
+            if node {
+                assert!(
+                    Identity::node(name).is_ok(),
+                    "{name:?} is a node id but cannot link"
+                );
+            } else if name == name.to_ascii_lowercase() {
+                assert!(
+                    Identity::node(name).is_err(),
+                    "{name:?} links but is not a node id"
+                );
+            }
+        }
+        let err = NodeId::new("sat_1").expect_err("underscore");
+        assert!(err.to_string().contains("certificate"), "{err}");
+    }
+
+    #[test]
     fn identities_are_dns_labels() {
         assert!(Identity::node("sat-7").is_ok());
         for bad in ["", "-x", "x-", "a.b", "a b", &"x".repeat(64)] {

@@ -43,6 +43,17 @@ pub enum IdError {
         /// The text given.
         text: String,
     },
+    /// A node's or station's name is not a DNS label, which its link certificate must carry.
+    #[error(
+        "{kind} name {text:?}: use 1-63 lower-case letters, digits or '-', not starting or ending with '-' \
+         (it names the {kind}'s link certificate)"
+    )]
+    Label {
+        /// Kind of id expected.
+        kind: &'static str,
+        /// The text given.
+        text: String,
+    },
 }
 
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -163,8 +174,20 @@ generated_id!(
     ContactId, "con_", "contact"
 );
 
+/// Whether a name is a DNS label as link certificates carry it: 1–63 lower-case letters, digits or hyphens, not
+/// starting or ending with a hyphen.
+fn is_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
 macro_rules! named_id {
-    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $label:literal) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(String);
@@ -173,6 +196,10 @@ macro_rules! named_id {
             /// Validates a name.
             pub fn new(name: impl Into<String>) -> Result<Self, IdError> {
                 let name = name.into();
+                if $label {
+                    // Nodes and stations name their link certificates: one grammar for both.
+                    return if is_label(&name) { Ok(Self(name)) } else { Err(IdError::Label { kind: $kind, text: name }) };
+                }
                 let ok = !name.is_empty()
                     && name.len() <= 64
                     && name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"-_.".contains(&c));
@@ -219,15 +246,15 @@ macro_rules! named_id {
 
 named_id!(
     /// A flight node: one satellite's computer.
-    NodeId, "node"
+    NodeId, "node", true
 );
 named_id!(
     /// A ground station.
-    StationId, "station"
+    StationId, "station", true
 );
 named_id!(
     /// An inference model a node can run.
-    ModelId, "model"
+    ModelId, "model", false
 );
 
 /// A small, fast, seedable generator (SplitMix64): deterministic ids for the twin and tests; wall-clock services

@@ -89,24 +89,12 @@ impl GroundCore {
             })
             .collect();
         for id in due {
-            let Some(j) = self.jobs.get_mut(&id) else {
+            let Some((spec, data)) = self.input_to_send(id) else {
                 continue;
-            };
-            if !GroundCore::input_held(j) {
-                if self.inputs_in_store {
-                    // In the store: asked for, and sent once it is here.
-                    self.wanted_inputs.insert(id);
-                }
-                continue;
-            }
-            let data = if self.inputs_in_store {
-                std::mem::take(&mut j.input)
-            } else {
-                j.input.clone()
             };
             let chunk = InputChunk {
                 job: id,
-                spec: j.job.spec.clone(),
+                spec,
                 offset: 0,
                 data,
             };
@@ -120,6 +108,24 @@ impl GroundCore {
             }
         }
         self.serve_relayed(node, now);
+    }
+
+    /// A job's spec and input to send now: taken out of memory when inputs live in the store (it is loaded again if
+    /// it must go again), copied otherwise. `None` when the core does not hold it (asked of the store then).
+    fn input_to_send(&mut self, id: JobId) -> Option<(JobSpec, Vec<u8>)> {
+        let j = self.jobs.get_mut(&id)?;
+        if !GroundCore::input_held(j) {
+            if self.inputs_in_store {
+                self.wanted_inputs.insert(id);
+            }
+            return None;
+        }
+        let data = if self.inputs_in_store {
+            std::mem::take(&mut j.input)
+        } else {
+            j.input.clone()
+        };
+        Some((j.job.spec.clone(), data))
     }
 
     /// Hands a linked node the inputs (and the plan) of neighbours the plan reaches through it over an ISL.
@@ -155,24 +161,13 @@ impl GroundCore {
                     l.plan_relayed = generation;
                 }
             }
-            let Some(j) = self.jobs.get_mut(&id) else {
+            let Some((spec, data)) = self.input_to_send(id) else {
                 continue;
             };
-            if !GroundCore::input_held(j) {
-                if self.inputs_in_store {
-                    self.wanted_inputs.insert(id);
-                }
-                continue;
-            }
-            let deadline = j.job.spec.deadline;
-            let data = if self.inputs_in_store {
-                std::mem::take(&mut j.input)
-            } else {
-                j.input.clone()
-            };
+            let deadline = spec.deadline;
             let chunk = InputChunk {
                 job: id,
-                spec: j.job.spec.clone(),
+                spec,
                 offset: 0,
                 data,
             };
